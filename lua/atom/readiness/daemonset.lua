@@ -1,0 +1,22 @@
+-- DaemonSet (apps/v1): kstatus's rule, every count at least desiredNumberScheduled
+-- (0 desired is ready). With OnDelete, pods update only when deleted, so the updated
+-- count is not awaited (as for StatefulSet).
+local u = require "atom.readiness.util"
+
+return function(obj)
+  local st = u.tbl(obj.status)
+  local seen, why = u.observed(obj)
+  if not seen then return "progressing", why end
+  local desired = u.int(st.desiredNumberScheduled)
+  local ondelete = u.tbl(u.tbl(obj.spec).updateStrategy).type == "OnDelete"
+  local checks = {
+    { u.int(st.currentNumberScheduled), "%d of %d pods are scheduled" },
+    { ondelete and desired or u.int(st.updatedNumberScheduled), "%d out of %d new pods have been updated" },
+    { u.int(st.numberReady), "%d of %d pods are ready" },
+    { u.int(st.numberAvailable), "%d of %d updated pods are available" },
+  }
+  for _, c in ipairs(checks) do
+    if c[1] < desired then return "progressing", string.format(c[2], c[1], desired) end
+  end
+  return "ready", string.format("%d of %d pods are available", u.int(st.numberAvailable), desired)
+end
