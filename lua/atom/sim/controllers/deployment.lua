@@ -1,0 +1,342 @@
+-- Deployment controller: one ReplicaSet per pod-template hash, rolling update
+-- (maxSurge/maxUnavailable) or Recreate, and the status and conditions that
+-- `kubectl rollout status`, `kubectl wait` and atom's readiness checks read:
+-- Available (MinimumReplicasAvailable/-Unavailable) and Progressing
+-- (NewReplicaSetCreated, ReplicaSetUpdated, NewReplicaSetAvailable,
+-- ProgressDeadlineExceeded, DeploymentPaused/Resumed).
+--
+-- Ownership: the owner->ReplicaSets index and deadline timers live in this
+-- closure; everything else is read from and written to the store.
+
+local util = require("atom.sim.controllers.util")
+
+local RK = "deployments.apps"
+local RS_RK = "replicasets.apps"
+local REV = "deployment.kubernetes.io/revision"
+
+local function revision_of(rs)
+  local a = rs.metadata.annotations
+  return tonumber(a and a[REV]) or 0
+end
+
+local function spec_replicas(rs)
+  local r = rs.spec and rs.spec.replicas
+  if r == nil then return 1 end
+  return r
+end
+
+local function omit_zero(st, fields)
+  for _, f in ipairs(fields) do
+    if st[f] == 0 then st[f] = nil end
+  end
+end
+
+return function(sim)
+  local store, clock = sim.store, sim.clock
+  local timers = util.timers(sim)
+  local marks = util.ready_marks(sim, RK)
+  local q
+  local rsidx = util.child_index(sim, RS_RK, "Deployment", function(ref, child)
+    q.add(child.metadata.namespace, ref.name)
+  end)
+
+  local function scale(rs, n, d, max_surge)
+    if spec_replicas(rs) == n then return rs end
+    local upd = util.copy(sim, rs)
+    upd.spec.replicas = n
+    upd.metadata.annotations = upd.metadata.annotations or {}
+    upd.metadata.annotations["deployment.kubernetes.io/desired-replicas"] = tostring(d.spec.replicas or 1)
+    upd.metadata.annotations["deployment.kubernetes.io/max-replicas"] = tostring((d.spec.replicas or 1) + max_surge)
+    return store:update(RS_RK, upd) or rs
+  end
+
+  local function new_replica_set(d, hash, revision, initial, max_surge)
+    local tmpl = util.copy(sim, d.spec.template or {})
+    tmpl.metadata = tmpl.metadata or {}
+    tmpl.metadata.labels = tmpl.metadata.labels or {}
+    tmpl.metadata.labels["pod-template-hash"] = hash
+    local sel = util.copy(sim, d.spec.selector or {})
+    sel.matchLabels = sel.matchLabels or {}
+    sel.matchLabels["pod-template-hash"] = hash
+    local rs = {
+      apiVersion = "apps/v1",
+      kind = "ReplicaSet",
+      metadata = {
+        name = d.metadata.name .. "-" .. hash,
+        namespace = d.metadata.namespace,
+        labels = util.copy(sim, tmpl.metadata.labels),
+        annotations = {
+          [REV] = tostring(revision),
+          ["deployment.kubernetes.io/desired-replicas"] = tostring(d.spec.replicas or 1),
+          ["deployment.kubernetes.io/max-replicas"] = tostring((d.spec.replicas or 1) + max_surge),
+        },
+        ownerReferences = { util.owner_ref(d, "apps/v1", "Deployment") },
+      },
+      spec = {
+        replicas = initial,
+        minReadySeconds = d.spec.minReadySeconds,
+        selector = sel,
+        template = tmpl,
+      },
+    }
+    local created = store:create(RS_RK, rs)
+    if not created then
+      created = store:get(RS_RK, rs.metadata.namespace, rs.metadata.name)
+    end
+    return created
+  end
+
+  local function reconcile(ns, name)
+    local d = store:get(RK, ns, name)
+    if not d or d.metadata.deletionTimestamp then return end
+    local spec = d.spec or {}
+    local replicas = spec.replicas
+    if replicas == nil then replicas = 1 end
+    local tnow = clock:now()
+    local now = clock:rfc3339(tnow)
+    local strategy = spec.strategy or {}
+    local recreate = strategy.type == "Recreate"
+    local ru = strategy.rollingUpdate or {}
+    local max_surge, max_unav = 0, 0
+    if not recreate then
+      max_surge = util.int_or_percent(ru.maxSurge, replicas, true, "25%")
+      max_unav = util.int_or_percent(ru.maxUnavailable, replicas, false, "25%")
+      if max_surge == 0 and max_unav == 0 then max_unav = 1 end
+    end
+
+    local hash = util.template_hash(spec.template or {})
+    local new_rs, olds, max_rev = nil, {}, 0
+    for _, rs in ipairs(rsidx.children(d)) do
+      if rs.metadata.deletionTimestamp == nil then
+        local labels = rs.metadata.labels or {}
+        if labels["pod-template-hash"] == hash and not new_rs then
+          new_rs = rs
+        else
+          olds[#olds + 1] = rs
+        end
+      end
+    end
+    for _, rs in ipairs(olds) do
+      if revision_of(rs) > max_rev then max_rev = revision_of(rs) end
+    end
+    table.sort(olds, function(a, b)
+      return (a.metadata.creationTimestamp or "") < (b.metadata.creationTimestamp or "")
+    end)
+
+    local st = util.copy(sim, d.status or {})
+    local old_st = d.status or {}
+    st.conditions = st.conditions or {}
+    local created_new = false
+
+    if not new_rs and not spec.paused then
+      local initial = replicas
+      local total = 0
+      for _, rs in ipairs(olds) do total = total + spec_replicas(rs) end
+      if recreate then
+        if total > 0 then initial = 0 end
+      else
+        initial = math.max(0, math.min(replicas + max_surge - total, replicas))
+      end
+      new_rs = new_replica_set(d, hash, max_rev + 1, initial, max_surge)
+      if new_rs then
+        created_new = true
+        util.set_condition(st.conditions, "Progressing", "True", "NewReplicaSetCreated",
+          'Created new replica set "' .. new_rs.metadata.name .. '"', now, true)
+      end
+    elseif new_rs and revision_of(new_rs) <= max_rev then
+      -- Rolling back to an older template makes its ReplicaSet the newest revision.
+      local upd = util.copy(sim, new_rs)
+      upd.metadata.annotations = upd.metadata.annotations or {}
+      upd.metadata.annotations[REV] = tostring(max_rev + 1)
+      new_rs = store:update(RS_RK, upd) or new_rs
+    end
+
+    -- The Deployment carries its newest revision, which `rollout status
+    -- --revision` and `rollout history` read.
+    if new_rs then
+      local rev = tostring(revision_of(new_rs))
+      local ann = d.metadata.annotations or {}
+      if ann[REV] ~= rev then
+        local upd = util.copy(sim, d)
+        upd.metadata.annotations = upd.metadata.annotations or {}
+        upd.metadata.annotations[REV] = rev
+        d = store:update(RK, upd) or d
+      end
+    end
+
+    if spec.paused then
+      local active = 0
+      for _, rs in ipairs(olds) do if spec_replicas(rs) > 0 then active = active + 1 end end
+      if new_rs and active == 0 then new_rs = scale(new_rs, replicas, d, max_surge) end
+    elseif recreate then
+      local old_pods = 0
+      for i, rs in ipairs(olds) do
+        if spec_replicas(rs) > 0 then olds[i] = scale(rs, 0, d, 0) end
+        old_pods = old_pods + ((rs.status or {}).replicas or 0)
+      end
+      if new_rs and old_pods == 0 then new_rs = scale(new_rs, replicas, d, 0) end
+    elseif new_rs then
+      -- Scale the new ReplicaSet up within maxSurge.
+      local cur = spec_replicas(new_rs)
+      if cur > replicas then
+        new_rs = scale(new_rs, replicas, d, max_surge)
+      elseif cur < replicas then
+        local total = cur
+        for _, rs in ipairs(olds) do total = total + spec_replicas(rs) end
+        local target = math.min(replicas + max_surge - (total - cur), replicas)
+        if target > cur then new_rs = scale(new_rs, target, d, max_surge) end
+      end
+      -- Scale old ReplicaSets down, keeping replicas - maxUnavailable available.
+      local min_available = replicas - max_unav
+      local all_pods = ((new_rs.status or {}).replicas or 0)
+      for _, rs in ipairs(olds) do all_pods = all_pods + ((rs.status or {}).replicas or 0) end
+      local new_unavailable = spec_replicas(new_rs) - ((new_rs.status or {}).availableReplicas or 0)
+      local max_down = all_pods - min_available - new_unavailable
+      if max_down > 0 then
+        -- Unhealthy old pods first: they count for nothing.
+        local cleaned = 0
+        for i, rs in ipairs(olds) do
+          if cleaned >= max_down then break end
+          local n = spec_replicas(rs)
+          local unhealthy = n - ((rs.status or {}).availableReplicas or 0)
+          if n > 0 and unhealthy > 0 then
+            local down = math.min(max_down - cleaned, unhealthy)
+            olds[i] = scale(rs, n - down, d, max_surge)
+            cleaned = cleaned + down
+          end
+        end
+        local available = (new_rs.status or {}).availableReplicas or 0
+        for _, rs in ipairs(olds) do
+          available = available + math.min((rs.status or {}).availableReplicas or 0, spec_replicas(rs))
+        end
+        local budget = math.min(available - min_available, max_down - cleaned)
+        for i, rs in ipairs(olds) do
+          if budget <= 0 then break end
+          local n = spec_replicas(rs)
+          if n > 0 then
+            local down = math.min(n, budget)
+            olds[i] = scale(rs, n - down, d, max_surge)
+            budget = budget - down
+          end
+        end
+      end
+    end
+
+    -- Old ReplicaSets beyond revisionHistoryLimit go once they are empty.
+    local limit = spec.revisionHistoryLimit or 10
+    local empty = {}
+    for _, rs in ipairs(olds) do
+      if spec_replicas(rs) == 0 and ((rs.status or {}).replicas or 0) == 0 then
+        empty[#empty + 1] = rs
+      end
+    end
+    if #empty > limit then
+      table.sort(empty, function(a, b) return revision_of(a) < revision_of(b) end)
+      for i = 1, #empty - limit do
+        store:delete(RS_RK, ns, empty[i].metadata.name, { propagation = "Background" })
+      end
+    end
+
+    -- Status, computed as the real controller does from all its ReplicaSets.
+    local all = {}
+    for _, rs in ipairs(olds) do all[#all + 1] = rs end
+    if new_rs then all[#all + 1] = new_rs end
+    local actual, ready, available, total_spec = 0, 0, 0, 0
+    for _, rs in ipairs(all) do
+      local rst = rs.status or {}
+      actual = actual + (rst.replicas or 0)
+      ready = ready + (rst.readyReplicas or 0)
+      available = available + (rst.availableReplicas or 0)
+      total_spec = total_spec + spec_replicas(rs)
+    end
+    local updated = new_rs and ((new_rs.status or {}).replicas or 0) or 0
+    st.observedGeneration = d.metadata.generation
+    st.replicas = actual
+    st.updatedReplicas = updated
+    st.readyReplicas = ready
+    st.availableReplicas = available
+    st.unavailableReplicas = math.max(0, total_spec - available)
+    omit_zero(st, { "replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas" })
+
+    if available >= replicas - max_unav then
+      util.set_condition(st.conditions, "Available", "True", "MinimumReplicasAvailable",
+        "Deployment has minimum availability.", now, true)
+    else
+      util.set_condition(st.conditions, "Available", "False", "MinimumReplicasUnavailable",
+        "Deployment does not have minimum availability.", now, true)
+    end
+    -- Available comes first, as on a real cluster.
+    table.sort(st.conditions, function(a, b)
+      local order = { Available = 1, Progressing = 2, ReplicaFailure = 3 }
+      return (order[a.type] or 9) < (order[b.type] or 9)
+    end)
+
+    local rs_name = new_rs and new_rs.metadata.name or d.metadata.name
+    local complete = new_rs ~= nil and updated == replicas and actual == replicas
+      and available >= replicas and spec_replicas(new_rs) == replicas
+    local prog = util.get_condition({ status = st }, "Progressing")
+    local pds = spec.progressDeadlineSeconds or 600
+    if spec.paused then
+      util.set_condition(st.conditions, "Progressing", "Unknown", "DeploymentPaused",
+        "Deployment is paused", now, true)
+    else
+      if prog and prog.reason == "DeploymentPaused" then
+        util.set_condition(st.conditions, "Progressing", "Unknown", "DeploymentResumed",
+          "Deployment is resumed", now, true)
+        prog = util.get_condition({ status = st }, "Progressing")
+      end
+      if complete then
+        util.set_condition(st.conditions, "Progressing", "True", "NewReplicaSetAvailable",
+          'ReplicaSet "' .. rs_name .. '" has successfully progressed.', now, true)
+      elseif not created_new then
+        local progressed = updated > (old_st.updatedReplicas or 0)
+          or ready > (old_st.readyReplicas or 0)
+          or available > (old_st.availableReplicas or 0)
+          or (actual - updated) < ((old_st.replicas or 0) - (old_st.updatedReplicas or 0))
+          or (old_st.observedGeneration or 0) < (d.metadata.generation or 0)
+          or (prog and prog.reason == "DeploymentResumed")
+        if progressed or not prog then
+          util.set_condition(st.conditions, "Progressing", "True", "ReplicaSetUpdated",
+            'ReplicaSet "' .. rs_name .. '" is progressing.', now, true)
+          prog = util.get_condition({ status = st }, "Progressing")
+          prog.lastUpdateTime = now
+        elseif prog.reason ~= "NewReplicaSetAvailable" and prog.reason ~= "ProgressDeadlineExceeded" then
+          local since = util.parse_time(prog.lastUpdateTime) or tnow
+          if since + pds <= tnow then
+            util.set_condition(st.conditions, "Progressing", "False", "ProgressDeadlineExceeded",
+              'ReplicaSet "' .. rs_name .. '" has timed out progressing.', now, true)
+          end
+        end
+      end
+      prog = util.get_condition({ status = st }, "Progressing")
+      if not complete and prog and prog.reason ~= "ProgressDeadlineExceeded" then
+        local since = util.parse_time(prog.lastUpdateTime) or tnow
+        local left = since + pds - tnow
+        timers.set(d.metadata.uid, math.max(left, 0) + 0.001, function() q.add(ns, name) end)
+      else
+        timers.cancel(d.metadata.uid)
+      end
+    end
+
+    if not util.equal(st, d.status) then
+      local upd = util.copy(sim, d)
+      upd.status = st
+      d = store:update_status(RK, upd) or d
+    end
+    if complete and available >= replicas then
+      local av = util.get_condition({ status = st }, "Available")
+      if av and av.status == "True" then marks.mark(d) end
+    end
+  end
+
+  q = util.queue(sim, reconcile)
+  store:subscribe(function(ev, rk, obj)
+    if rk ~= RK then return end
+    if ev == "DELETED" then
+      timers.cancel(obj.metadata.uid)
+      marks.forget(obj)
+      return
+    end
+    q.add(obj.metadata.namespace, obj.metadata.name)
+  end)
+end

@@ -1,0 +1,300 @@
+-- Pod "kubelet" and scheduler: binds new pods to a simulated node, then moves
+-- them through the states a real kubelet reports (Pending/ContainerCreating,
+-- Running+Ready, image pull failure, crash loop, run to completion for Job
+-- pods), as decided by the scenario rules of the pod and its workload.
+--
+-- Ownership: per-pod lifecycle state lives in this closure, keyed by uid, and
+-- is dropped when the pod is deleted.
+
+local util = require("atom.sim.controllers.util")
+
+local RK = "pods"
+
+local function fnv_hex(s)
+  local h = 2166136261
+  for i = 1, #s do
+    h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff
+  end
+  return string.format("%08x", h)
+end
+
+local function digest(s)
+  local parts = {}
+  for i = 1, 8 do parts[i] = fnv_hex(s .. i) end
+  return table.concat(parts)
+end
+
+-- The scenario rule for a pod merges the pod's own rule with its workload's
+-- (ReplicaSet, then the Deployment/CronJob above it): the pod carries the
+-- workload's labels and images, but rules are often written per workload.
+local function pod_rule(sim, pod)
+  local rules = { util.rule_for(sim, pod) }
+  local obj = pod
+  for _ = 1, 2 do
+    local ref = util.controller_ref(obj)
+    local rk = ref and util.kind_rk[ref.kind]
+    if not rk then break end
+    obj = sim.store:get(rk, pod.metadata.namespace, ref.name)
+    if not obj then break end
+    rules[#rules + 1] = util.rule_for(sim, obj)
+  end
+  local merged = {}
+  for i = #rules, 1, -1 do
+    for k, v in pairs(rules[i]) do merged[k] = v end
+  end
+  for _, c in ipairs((pod.spec or {}).containers or {}) do
+    if type(c.image) == "string" and c.image:find("does%-not%-exist") then
+      if merged.image_pull_fails == nil then merged.image_pull_fails = true end
+    end
+  end
+  return merged
+end
+
+local function qos_class(spec)
+  for _, c in ipairs(spec.containers or {}) do
+    local r = c.resources
+    if r and (r.requests or r.limits) then return "Burstable" end
+  end
+  return "BestEffort"
+end
+
+return function(sim)
+  local store, clock = sim.store, sim.clock
+  local life = {} -- uid -> { rule, node_ip, pod_ip, restarts, backoff }
+  local timers = util.timers(sim)
+  local nodes_n = (sim.opts and sim.opts.nodes) or 3
+  if nodes_n < 1 then nodes_n = 1 end
+  local next_node, next_ip = 0, 0
+
+  local function now() return clock:rfc3339(clock:now()) end
+
+  local function container_status(c, state, ready, started, restarts, last)
+    local image = c.image or ""
+    local full = image:find("/") and image or ("docker.io/library/" .. image)
+    -- A container that never started has no container ID yet.
+    local cid
+    if not (state.waiting and state.waiting.reason ~= "CrashLoopBackOff") then
+      cid = "containerd://" .. digest(c.name .. image .. restarts)
+    end
+    return {
+      name = c.name,
+      image = full:find(":") and full or (full .. ":latest"),
+      imageID = (image:find("does%-not%-exist") and "") or (full:gsub(":[^/]*$", "") .. "@sha256:" .. digest(image)),
+      containerID = cid,
+      ready = ready,
+      started = started,
+      restartCount = restarts,
+      state = state,
+      lastState = last or {},
+    }
+  end
+
+  -- Writes the pod's status; stage is one of creating, running, not_ready,
+  -- pull_error, pull_backoff, crash, succeeded, failed.
+  local function write(pod, l, stage)
+    local t = now()
+    local spec = pod.spec or {}
+    local st = util.copy(sim, pod.status or {})
+    local phase = "Running"
+    local ready, started, cstate, last = false, true, nil, nil
+    local waiting_reason
+    if stage == "creating" then
+      phase, started = "Pending", false
+      cstate = { waiting = { reason = "ContainerCreating" } }
+    elseif stage == "running" then
+      ready = true
+      cstate = { running = { startedAt = l.started_at or t } }
+    elseif stage == "not_ready" then
+      cstate = { running = { startedAt = l.started_at or t } }
+    elseif stage == "pull_error" or stage == "pull_backoff" then
+      phase, started = "Pending", false
+      waiting_reason = stage == "pull_error" and "ErrImagePull" or "ImagePullBackOff"
+    elseif stage == "crash" then
+      started = false
+      cstate = { waiting = { reason = "CrashLoopBackOff",
+        message = "back-off " .. l.backoff .. "s restarting failed container" } }
+      last = { terminated = { exitCode = 1, reason = "Error", startedAt = l.started_at or t,
+        finishedAt = t, containerID = "containerd://" .. digest(pod.metadata.uid .. l.restarts) } }
+    elseif stage == "succeeded" or stage == "failed" then
+      phase = stage == "succeeded" and "Succeeded" or "Failed"
+      started = false
+      cstate = { terminated = {
+        exitCode = stage == "succeeded" and 0 or 1,
+        reason = stage == "succeeded" and "Completed" or "Error",
+        startedAt = l.started_at or t, finishedAt = t,
+        containerID = "containerd://" .. digest(pod.metadata.uid) } }
+    end
+
+    local statuses = {}
+    for _, c in ipairs(spec.containers or {}) do
+      local s = cstate
+      if waiting_reason then
+        local msg = waiting_reason == "ErrImagePull"
+          and ("failed to pull and unpack image \"" .. tostring(c.image) .. "\": not found")
+          or ("Back-off pulling image \"" .. tostring(c.image) .. "\"")
+        s = { waiting = { reason = waiting_reason, message = msg } }
+      end
+      statuses[#statuses + 1] = container_status(c, util.copy(sim, s), ready, started,
+        l.restarts, last and util.copy(sim, last))
+    end
+    local init_statuses
+    if spec.initContainers and #spec.initContainers > 0 then
+      init_statuses = {}
+      for _, c in ipairs(spec.initContainers) do
+        local s
+        local sidecar = c.restartPolicy == "Always"
+        if stage == "creating" then
+          s = { waiting = { reason = "PodInitializing" } }
+        elseif sidecar then
+          s = { running = { startedAt = l.started_at or t } }
+        else
+          s = { terminated = { exitCode = 0, reason = "Completed", startedAt = l.started_at or t,
+            finishedAt = l.started_at or t } }
+        end
+        init_statuses[#init_statuses + 1] = container_status(c, s,
+          sidecar and stage ~= "creating", sidecar and stage ~= "creating", 0, nil)
+      end
+    end
+
+    local done = stage == "succeeded" or stage == "failed"
+    local conds = st.conditions or {}
+    local initialized = stage ~= "creating" or not init_statuses
+    util.set_condition(conds, "PodReadyToStartContainers", (stage == "creating" or done) and "False" or "True", nil, nil, t)
+    util.set_condition(conds, "Initialized", initialized and "True" or "False",
+      initialized and nil or "ContainersNotInitialized",
+      initialized and nil or "containers with incomplete status: [init]", t)
+    local rreason = done and "PodCompleted" or (not ready and "ContainersNotReady") or nil
+    local rmsg
+    if not ready and not done then
+      local names = {}
+      for _, c in ipairs(spec.containers or {}) do names[#names + 1] = c.name end
+      rmsg = "containers with unready status: [" .. table.concat(names, " ") .. "]"
+    end
+    util.set_condition(conds, "Ready", ready and "True" or "False", rreason, rmsg, t)
+    util.set_condition(conds, "ContainersReady", ready and "True" or "False", rreason, rmsg, t)
+    util.set_condition(conds, "PodScheduled", "True", nil, nil, t)
+    -- kubectl and kstatus expect Kubernetes' order of pod conditions.
+    local order = { PodReadyToStartContainers = 1, Initialized = 2, Ready = 3, ContainersReady = 4, PodScheduled = 5 }
+    table.sort(conds, function(a, b) return (order[a.type] or 9) < (order[b.type] or 9) end)
+
+    st.phase = phase
+    st.conditions = conds
+    st.hostIP = l.node_ip
+    st.hostIPs = { { ip = l.node_ip } }
+    st.podIP = l.pod_ip
+    st.podIPs = { { ip = l.pod_ip } }
+    st.startTime = st.startTime or l.scheduled_at or t
+    st.qosClass = qos_class(spec)
+    st.containerStatuses = statuses
+    st.initContainerStatuses = init_statuses
+    pod = util.copy(sim, pod)
+    pod.status = st
+    return store:update_status(RK, pod)
+  end
+
+  local function current(l)
+    return store:get(RK, l.ns, l.name)
+  end
+
+  local crash_step
+  crash_step = function(l)
+    local pod = current(l)
+    if not pod or life[pod.metadata.uid] ~= l then return end
+    l.restarts = l.restarts + 1
+    write(pod, l, "crash")
+    l.backoff = math.min(l.backoff * 2, 300)
+    timers.set(pod.metadata.uid, l.backoff, function() crash_step(l) end)
+  end
+
+  local function finish_job_pod(l)
+    local pod = current(l)
+    if not pod or life[pod.metadata.uid] ~= l then return end
+    write(pod, l, l.rule.job_fails and "failed" or "succeeded")
+  end
+
+  -- The containers start: what happens depends on the scenario rule.
+  local function start(l)
+    local pod = current(l)
+    if not pod or life[pod.metadata.uid] ~= l then return end
+    local uid = pod.metadata.uid
+    local rule = l.rule
+    l.started_at = now()
+    if rule.image_pull_fails then
+      write(pod, l, "pull_error")
+      timers.set(uid, 2, function()
+        local p = current(l)
+        if p and life[uid] == l then write(p, l, "pull_backoff") end
+      end)
+    elseif rule.crash_loop then
+      l.restarts, l.backoff = 0, 10
+      crash_step(l)
+    elseif l.job then
+      local run = rule.ready_after or util.ready_after(sim)
+      if run <= 0 then
+        finish_job_pod(l)
+      else
+        write(pod, l, "running")
+        timers.set(uid, run, function() finish_job_pod(l) end)
+      end
+    elseif rule.never_ready then
+      write(pod, l, "not_ready")
+    else
+      write(pod, l, "running")
+    end
+  end
+
+  local function schedule(ns, name)
+    local pod = store:get(RK, ns, name)
+    if not pod or pod.metadata.deletionTimestamp then return end
+    local uid = pod.metadata.uid
+    if life[uid] then return end
+    local st = pod.status or {}
+    if st.phase == "Succeeded" or st.phase == "Failed" then return end
+    local node = pod.spec and pod.spec.nodeName
+    local node_idx
+    if not node then
+      next_node = next_node % nodes_n + 1
+      node_idx = next_node
+      node = "sim-node-" .. node_idx
+      local upd = util.copy(sim, pod)
+      upd.spec.nodeName = node
+      local np = store:update(RK, upd)
+      if np then pod = np end
+    else
+      node_idx = tonumber(node:match("(%d+)$")) or 1
+    end
+    next_ip = next_ip + 1
+    local ref = util.controller_ref(pod)
+    local l = {
+      ns = ns, name = name,
+      rule = pod_rule(sim, pod),
+      node_ip = "172.18.0." .. (1 + node_idx % 250),
+      pod_ip = string.format("10.244.%d.%d", node_idx % 256, 2 + (next_ip - 1) % 250),
+      restarts = 0, backoff = 10,
+      job = ref ~= nil and ref.kind == "Job",
+      scheduled_at = now(),
+    }
+    if pod.spec and pod.spec.hostNetwork then l.pod_ip = l.node_ip end
+    life[uid] = l
+    local delay = l.rule.ready_after or util.ready_after(sim)
+    if delay <= 0 then
+      start(l)
+    else
+      write(pod, l, "creating")
+      timers.set(uid, delay, function() start(l) end)
+    end
+  end
+
+  local q = util.queue(sim, schedule)
+
+  store:subscribe(function(ev, rk, obj)
+    if rk ~= RK then return end
+    local uid = obj.metadata.uid
+    if ev == "DELETED" then
+      timers.cancel(uid)
+      life[uid] = nil
+    elseif not life[uid] and (ev == "ADDED" or not util.get_condition(obj, "PodScheduled")) then
+      q.add(obj.metadata.namespace, obj.metadata.name)
+    end
+  end)
+end

@@ -1,0 +1,464 @@
+-- Shared helpers for the simulated cluster's controllers.
+--
+-- Ownership: every helper here works on values the caller owns; nothing keeps
+-- state between sims. Per-sim state (work queues, timers, owner indexes) lives
+-- in the objects these constructors return, which the calling controller keeps
+-- in its own closure.
+
+local M = {}
+
+-- Kubernetes kind of a controller owner -> the store's resource key.
+M.kind_rk = {
+  ReplicaSet = "replicasets.apps",
+  Deployment = "deployments.apps",
+  StatefulSet = "statefulsets.apps",
+  DaemonSet = "daemonsets.apps",
+  Job = "jobs.batch",
+  CronJob = "cronjobs.batch",
+  ReplicationController = "replicationcontrollers",
+}
+
+local function log(sim, msg)
+  if type(sim.log) == "function" then
+    sim.log(msg)
+  else
+    io.stderr:write("atom sim controllers: ", msg, "\n")
+  end
+end
+M.log = log
+
+function M.copy(sim, t)
+  return sim.util.copy(t)
+end
+
+function M.key(ns, name)
+  return (ns or "") .. "/" .. name
+end
+
+-- Deep equality, used to skip writes that would change nothing: every write
+-- bumps resourceVersion and wakes every watcher, and an unconditional write
+-- from a reconcile that reacts to its own writes would never settle.
+local function equal(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, v in pairs(a) do
+    if not equal(v, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+M.equal = equal
+
+-- Work queue that coalesces reconcile requests per object key and drains them
+-- in one timer turn, so a burst of events for 5,000 objects costs one timer,
+-- not one per event.
+function M.queue(sim, handler)
+  local pending, order = {}, {}
+  local scheduled = false
+  local q = {}
+
+  local function flush()
+    scheduled = false
+    local batch, items = order, pending
+    order, pending = {}, {}
+    for i = 1, #batch do
+      local it = items[batch[i]]
+      local ok, err = pcall(handler, it.ns, it.name)
+      if not ok then
+        log(sim, "reconcile " .. batch[i] .. " failed: " .. tostring(err))
+      end
+    end
+  end
+
+  function q.add(ns, name)
+    local k = M.key(ns, name)
+    if not pending[k] then
+      pending[k] = { ns = ns, name = name }
+      order[#order + 1] = k
+    end
+    if not scheduled then
+      scheduled = true
+      sim.clock:after(0, flush)
+    end
+  end
+
+  return q
+end
+
+-- One pending timer per key: setting a key again replaces its timer, so a
+-- pod or deployment never has more than one outstanding wake-up.
+function M.timers(sim)
+  local handles = {}
+  local t = {}
+  function t.set(key, delay, fn)
+    local h = handles[key]
+    if h then h:cancel() end
+    local mine
+    mine = sim.clock:after(delay, function()
+      if handles[key] == mine then handles[key] = nil end
+      fn()
+    end)
+    handles[key] = mine
+  end
+  function t.cancel(key)
+    local h = handles[key]
+    if h then
+      h:cancel()
+      handles[key] = nil
+    end
+  end
+  function t.has(key)
+    return handles[key] ~= nil
+  end
+  return t
+end
+
+-- The controller ownerReference of obj, if any.
+function M.controller_ref(obj)
+  local refs = obj.metadata and obj.metadata.ownerReferences
+  if not refs then return nil end
+  for _, r in ipairs(refs) do
+    if r.controller then return r end
+  end
+  return nil
+end
+
+function M.owner_ref(owner, api_version, kind)
+  return {
+    apiVersion = api_version,
+    kind = kind,
+    name = owner.metadata.name,
+    uid = owner.metadata.uid,
+    controller = true,
+    blockOwnerDeletion = true,
+  }
+end
+
+-- Index of children by their controller owner's uid, kept current from store
+-- events, so a reconcile reads its own children instead of scanning the
+-- namespace (which would make 5,000 Deployments quadratic).
+-- on_change(owner_ref, child, event) is called for every child event.
+function M.child_index(sim, child_rk, owner_kind, on_change)
+  local by_owner = {}
+  local idx = {}
+  sim.store:subscribe(function(ev, rk, obj, old)
+    if rk ~= child_rk then return end
+    local ns, name = obj.metadata.namespace, obj.metadata.name
+    local oref = old and M.controller_ref(old)
+    local nref = ev ~= "DELETED" and M.controller_ref(obj) or nil
+    if oref and oref.kind == owner_kind and (not nref or nref.uid ~= oref.uid) then
+      local set = by_owner[oref.uid]
+      if set then set[M.key(ns, name)] = nil end
+    end
+    if ev == "DELETED" then
+      local r = M.controller_ref(obj)
+      if r and r.kind == owner_kind then
+        local set = by_owner[r.uid]
+        if set then
+          set[M.key(ns, name)] = nil
+          if next(set) == nil then by_owner[r.uid] = nil end
+        end
+        on_change(r, obj, ev)
+      end
+      return
+    end
+    if nref and nref.kind == owner_kind then
+      local set = by_owner[nref.uid]
+      if not set then
+        set = {}
+        by_owner[nref.uid] = set
+      end
+      set[M.key(ns, name)] = name
+      on_change(nref, obj, ev)
+    elseif oref and oref.kind == owner_kind then
+      on_change(oref, obj, ev)
+    end
+  end)
+  -- Children of owner (live objects, read-only), in no particular order.
+  function idx.children(owner)
+    local set = by_owner[owner.metadata.uid]
+    local out = {}
+    if not set then return out end
+    local ns = owner.metadata.namespace
+    for k, name in pairs(set) do
+      local c = sim.store:get(child_rk, ns, name)
+      if c then
+        out[#out + 1] = c
+      else
+        set[k] = nil
+      end
+    end
+    return out
+  end
+  return idx
+end
+
+-- Label selectors: a LabelSelector (matchLabels/matchExpressions) or, for
+-- ReplicationController and Service, a plain map.
+function M.selector_matches(sel, labels)
+  if sel == nil then return false end
+  labels = labels or {}
+  if sel.matchLabels == nil and sel.matchExpressions == nil then
+    for k, v in pairs(sel) do
+      if labels[k] ~= v then return false end
+    end
+    return next(sel) ~= nil
+  end
+  for k, v in pairs(sel.matchLabels or {}) do
+    if labels[k] ~= v then return false end
+  end
+  for _, e in ipairs(sel.matchExpressions or {}) do
+    local v = labels[e.key]
+    local inset = false
+    for _, x in ipairs(e.values or {}) do
+      if x == v then inset = true end
+    end
+    if e.operator == "In" and not inset then return false end
+    if e.operator == "NotIn" and inset then return false end
+    if e.operator == "Exists" and v == nil then return false end
+    if e.operator == "DoesNotExist" and v ~= nil then return false end
+  end
+  return true
+end
+
+-- Stable text form of a Lua value with sorted keys. It only feeds the
+-- template hash below; it is not a serialisation format anyone parses.
+local function fingerprint(v, out)
+  local tv = type(v)
+  if tv ~= "table" then
+    out[#out + 1] = tv:sub(1, 1) .. tostring(v) .. ";"
+    return
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  out[#out + 1] = "{"
+  for _, k in ipairs(keys) do
+    out[#out + 1] = tostring(k) .. "="
+    fingerprint(v[k], out)
+  end
+  out[#out + 1] = "}"
+end
+
+-- The alphabet Kubernetes uses for generated names and hashes (no vowels,
+-- no look-alike digits), so names look like the real ones.
+local ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+-- pod-template-hash / controller-revision-hash of a pod template: FNV-1a over
+-- the fingerprint, printed in the safe alphabet (10 chars like the real one).
+function M.template_hash(template)
+  local parts = {}
+  fingerprint(template, parts)
+  local s = table.concat(parts)
+  local h = 2166136261
+  for i = 1, #s do
+    h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff
+  end
+  local h2 = (h * 2654435761 + #s) & 0xffffffffff
+  local out = {}
+  local n = (h2 << 20) | h
+  for i = 1, 10 do
+    local d = n % #ALPHABET
+    out[i] = ALPHABET:sub(d + 1, d + 1)
+    n = n // #ALPHABET
+  end
+  return table.concat(out)
+end
+
+function M.random_suffix(n)
+  local out = {}
+  for i = 1, n or 5 do
+    local d = math.random(#ALPHABET)
+    out[i] = ALPHABET:sub(d, d)
+  end
+  return table.concat(out)
+end
+
+-- Create obj (a fresh table) under name prefix .. random suffix, retrying on a
+-- name clash like the real generateName does.
+function M.create_named(sim, rk, obj, prefix)
+  local created, err
+  for _ = 1, 5 do
+    obj.metadata.name = prefix .. M.random_suffix(5)
+    created, err = sim.store:create(rk, obj)
+    if created then return created end
+  end
+  return nil, err
+end
+
+-- int-or-percent against a total, as Kubernetes' intstr does.
+function M.int_or_percent(v, total, round_up, default)
+  if v == nil then v = default end
+  if type(v) == "number" then return math.floor(v) end
+  if type(v) == "string" then
+    local p = v:match("^(%d+)%%$")
+    if p then
+      local x = tonumber(p) * total / 100
+      if round_up then return math.ceil(x) end
+      return math.floor(x)
+    end
+    return tonumber(v) or 0
+  end
+  return 0
+end
+
+local function days_from_civil(y, m, d)
+  y = m <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = (153 * mp + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+M.days_from_civil = days_from_civil
+
+-- Seconds since the epoch of an RFC 3339 UTC timestamp (what the clock writes).
+function M.parse_time(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, sec, frac = s:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)(%.?%d*)Z$")
+  if not y then return nil end
+  local t = days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400
+    + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+  if frac ~= "" and frac ~= "." then t = t + tonumber("0" .. frac) end
+  return t
+end
+
+-- Set a condition in conds (an array, changed in place). The transition time
+-- moves only when the status changes, as every Kubernetes controller does.
+-- Returns true when anything changed.
+function M.set_condition(conds, ctype, status, reason, message, now, with_update_time)
+  for _, c in ipairs(conds) do
+    if c.type == ctype then
+      if c.status == status and c.reason == reason and c.message == message then
+        return false
+      end
+      if c.status ~= status then c.lastTransitionTime = now end
+      c.status, c.reason, c.message = status, reason, message
+      if with_update_time then c.lastUpdateTime = now end
+      return true
+    end
+  end
+  local c = { type = ctype, status = status, reason = reason, message = message,
+              lastTransitionTime = now }
+  if with_update_time then c.lastUpdateTime = now end
+  conds[#conds + 1] = c
+  return true
+end
+
+function M.get_condition(obj, ctype)
+  local conds = obj.status and obj.status.conditions
+  if not conds then return nil end
+  for _, c in ipairs(conds) do
+    if c.type == ctype then return c end
+  end
+  return nil
+end
+
+function M.pod_ready(pod)
+  local st = pod.status
+  if not st or st.phase ~= "Running" then return false end
+  local c = M.get_condition(pod, "Ready")
+  return c ~= nil and c.status == "True"
+end
+
+-- Whether a ready pod has been ready for minReadySeconds; the second result
+-- is how many seconds remain when it has not (so the caller can wake up then).
+function M.pod_available(sim, pod, min_ready)
+  if not M.pod_ready(pod) then return false end
+  min_ready = min_ready or 0
+  if min_ready <= 0 then return true end
+  local c = M.get_condition(pod, "Ready")
+  local since = M.parse_time(c.lastTransitionTime) or 0
+  local left = since + min_ready - sim.clock:now()
+  if left <= 0 then return true end
+  return false, left
+end
+
+function M.pod_active(pod)
+  local st = pod.status or {}
+  return st.phase ~= "Succeeded" and st.phase ~= "Failed"
+    and pod.metadata.deletionTimestamp == nil
+end
+
+-- Pod from a workload's template: labels, annotations and spec copied, an
+-- ownerReference to the controller, and the defaults the API server fills.
+function M.pod_from_template(sim, template, owner, owner_api, owner_kind, extra_labels)
+  local tmeta = template.metadata or {}
+  local labels = sim.util.copy(tmeta.labels or {})
+  for k, v in pairs(extra_labels or {}) do labels[k] = v end
+  local spec = sim.util.copy(template.spec or {})
+  spec.restartPolicy = spec.restartPolicy or "Always"
+  spec.dnsPolicy = spec.dnsPolicy or "ClusterFirst"
+  spec.schedulerName = spec.schedulerName or "default-scheduler"
+  spec.terminationGracePeriodSeconds = spec.terminationGracePeriodSeconds or 30
+  spec.serviceAccountName = spec.serviceAccountName or "default"
+  return {
+    apiVersion = "v1",
+    kind = "Pod",
+    metadata = {
+      namespace = owner.metadata.namespace,
+      labels = labels,
+      annotations = tmeta.annotations and sim.util.copy(tmeta.annotations) or nil,
+      ownerReferences = { M.owner_ref(owner, owner_api, owner_kind) },
+    },
+    spec = spec,
+  }
+end
+
+-- Whether ready_after = 0: then work happens in the same turn, no timers.
+function M.instant(sim)
+  return (sim.opts and sim.opts.ready_after) == 0
+end
+
+function M.ready_after(sim)
+  local v = sim.opts and sim.opts.ready_after
+  if v == nil then return 1 end
+  return v
+end
+
+-- A short controller reaction delay (CRD established, LB address, PVC bound):
+-- shorter than a pod start, zero in benchmark mode.
+function M.short_delay(sim)
+  local ra = M.ready_after(sim)
+  if ra <= 0 then return 0 end
+  return math.min(ra, 0.5)
+end
+
+-- Scenario rule for obj; nil-safe when no scenario is loaded.
+function M.rule_for(sim, obj)
+  local sc = sim.scenario
+  if sc and sc.rule_for then
+    local ok, r = pcall(sc.rule_for, sc, obj)
+    if ok and type(r) == "table" then return r end
+  end
+  return {}
+end
+
+function M.mark_ready(sim, rk, obj)
+  if type(sim.mark_ready) == "function" then
+    sim:mark_ready(rk, obj)
+  end
+end
+
+-- Records which generation of each object was last reported ready, so
+-- mark_ready fires once per generation.
+function M.ready_marks(sim, rk)
+  local seen = {}
+  local m = {}
+  function m.mark(obj)
+    local uid = obj.metadata.uid
+    local gen = obj.metadata.generation or 0
+    if seen[uid] == gen then return end
+    seen[uid] = gen
+    M.mark_ready(sim, rk, obj)
+  end
+  function m.forget(obj)
+    seen[obj.metadata.uid] = nil
+  end
+  return m
+end
+
+return M

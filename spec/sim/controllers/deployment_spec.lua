@@ -1,0 +1,205 @@
+local fake = require("sim.controllers.fake_sim")
+local util = require("atom.sim.controllers.util")
+
+local function deployment(name, replicas, image, extra)
+  local d = {
+    apiVersion = "apps/v1", kind = "Deployment",
+    metadata = { name = name, namespace = "default" },
+    spec = {
+      replicas = replicas,
+      selector = { matchLabels = { app = name } },
+      template = {
+        metadata = { labels = { app = name } },
+        spec = { containers = { { name = "app", image = image } } },
+      },
+    },
+  }
+  for k, v in pairs(extra or {}) do d.spec[k] = v end
+  return d
+end
+
+-- kubectl rollout status's verdict (pkg/polymorphichelpers/rollout_status.go).
+local function rollout_status(d)
+  local st = d.status or {}
+  if (st.observedGeneration or 0) < d.metadata.generation then return "waiting-generation" end
+  local p = util.get_condition(d, "Progressing")
+  if p and p.reason == "ProgressDeadlineExceeded" then return "deadline" end
+  local want = d.spec.replicas or 1
+  if (st.updatedReplicas or 0) < want then return "waiting-updated" end
+  if (st.replicas or 0) > (st.updatedReplicas or 0) then return "waiting-old" end
+  if (st.availableReplicas or 0) < (st.updatedReplicas or 0) then return "waiting-available" end
+  return "done"
+end
+
+local function cond(obj, t)
+  local c = util.get_condition(obj, t)
+  return c and (c.status .. "/" .. c.reason)
+end
+
+local function pods_of(sim, app)
+  return sim.store:list("pods", "default", function(p) return p.metadata.labels.app == app end)
+end
+
+describe("deployment controller", function()
+  it("makes a new Deployment ready the way rollout status reads it", function()
+    local sim = fake.start(fake.new{ ready_after = 1 })
+    sim.store:create("deployments.apps", deployment("web", 3, "nginx:1.27"))
+    sim.clock:advance(0.5)
+    local d = sim.store:get("deployments.apps", "default", "web")
+    assert.are.equal("waiting-available", rollout_status(d))
+    assert.are.equal("True/ReplicaSetUpdated", cond(d, "Progressing"))
+    assert.are.equal("False/MinimumReplicasUnavailable", cond(d, "Available"))
+    sim.clock:advance(1)
+    d = sim.store:get("deployments.apps", "default", "web")
+    assert.are.equal("done", rollout_status(d))
+    assert.are.same({ observedGeneration = 1, replicas = 3, updatedReplicas = 3, readyReplicas = 3,
+      availableReplicas = 3 }, {
+      observedGeneration = d.status.observedGeneration, replicas = d.status.replicas,
+      updatedReplicas = d.status.updatedReplicas, readyReplicas = d.status.readyReplicas,
+      availableReplicas = d.status.availableReplicas })
+    assert.is_nil(d.status.unavailableReplicas)
+    assert.are.equal("True/MinimumReplicasAvailable", cond(d, "Available"))
+    assert.are.equal("True/NewReplicaSetAvailable", cond(d, "Progressing"))
+    assert.are.equal("1", d.metadata.annotations["deployment.kubernetes.io/revision"])
+    local rss = sim.store:list("replicasets.apps", "default")
+    assert.are.equal(1, #rss)
+    local hash = rss[1].metadata.labels["pod-template-hash"]
+    assert.are.equal("web-" .. hash, rss[1].metadata.name)
+    assert.is_true(util.controller_ref(rss[1]).uid == d.metadata.uid)
+    local pods = pods_of(sim, "web")
+    assert.are.equal(3, #pods)
+    for _, p in ipairs(pods) do
+      assert.are.equal(hash, p.metadata.labels["pod-template-hash"])
+      assert.are.equal("Running", p.status.phase)
+      assert.truthy(p.spec.nodeName:match("^sim%-node%-%d$"))
+      assert.is_true(p.status.containerStatuses[1].ready)
+      assert.truthy(p.status.containerStatuses[1].state.running.startedAt)
+      assert.truthy(p.status.podIP)
+    end
+    local marked = {}
+    for _, m in ipairs(sim.ready_marks) do marked[m.rk .. "/" .. m.name] = true end
+    assert.is_true(marked["deployments.apps/web"])
+    assert.is_true(marked["replicasets.apps/" .. rss[1].metadata.name])
+  end)
+
+  it("becomes ready in the same turn with ready_after = 0", function()
+    local sim = fake.start(fake.new{ ready_after = 0 })
+    sim.store:create("deployments.apps", deployment("fast", 2, "nginx"))
+    sim.clock:advance(0)
+    assert.are.equal("done", rollout_status(sim.store:get("deployments.apps", "default", "fast")))
+  end)
+
+  it("never becomes available with a does-not-exist image and hits the progress deadline", function()
+    local sim = fake.start(fake.new{ ready_after = 1 })
+    sim.store:create("deployments.apps", deployment("bad", 2, "nginx:does-not-exist",
+      { progressDeadlineSeconds = 30 }))
+    sim.clock:advance(10)
+    local d = sim.store:get("deployments.apps", "default", "bad")
+    assert.are.equal("waiting-available", rollout_status(d))
+    for _, p in ipairs(pods_of(sim, "bad")) do
+      assert.are.equal("Pending", p.status.phase)
+      assert.are.equal("ImagePullBackOff", p.status.containerStatuses[1].state.waiting.reason)
+      assert.is_false(p.status.containerStatuses[1].ready)
+    end
+    sim.clock:advance(25)
+    d = sim.store:get("deployments.apps", "default", "bad")
+    assert.are.equal("deadline", rollout_status(d))
+    assert.are.equal("False/ProgressDeadlineExceeded", cond(d, "Progressing"))
+    assert.are.equal(2, d.status.unavailableReplicas)
+    for _, m in ipairs(sim.ready_marks) do assert.are_not.equal("deployments.apps", m.rk) end
+  end)
+
+  it("rolls from one template to another and ends with only the new ReplicaSet", function()
+    local sim = fake.start(fake.new{ ready_after = 1 })
+    sim.store:create("deployments.apps", deployment("roll", 4, "nginx:1"))
+    sim.clock:advance(3)
+    local d = sim.util.copy(sim.store:get("deployments.apps", "default", "roll"))
+    d.spec.template.spec.containers[1].image = "nginx:2"
+    sim.store:update("deployments.apps", d)
+    local max_pods = 0
+    local saw_rolling = false
+    for _ = 1, 40 do
+      sim.clock:advance(0.25)
+      local n = #pods_of(sim, "roll")
+      if n > max_pods then max_pods = n end
+      local cur = sim.store:get("deployments.apps", "default", "roll")
+      local p = util.get_condition(cur, "Progressing")
+      if p.reason == "ReplicaSetUpdated" then saw_rolling = true end
+    end
+    -- 25% surge of 4 is 1 extra pod at most.
+    assert.are.equal(5, max_pods)
+    assert.is_true(saw_rolling)
+    d = sim.store:get("deployments.apps", "default", "roll")
+    assert.are.equal(2, d.metadata.generation)
+    assert.are.equal("done", rollout_status(d))
+    assert.are.equal("True/NewReplicaSetAvailable", cond(d, "Progressing"))
+    assert.are.equal("2", d.metadata.annotations["deployment.kubernetes.io/revision"])
+    local scaled = {}
+    for _, rs in ipairs(sim.store:list("replicasets.apps", "default")) do
+      scaled[rs.spec.template.spec.containers[1].image] = rs.spec.replicas
+    end
+    assert.are.same({ ["nginx:1"] = 0, ["nginx:2"] = 4 }, scaled)
+    for _, p in ipairs(pods_of(sim, "roll")) do
+      assert.are.equal("nginx:2", p.spec.containers[1].image)
+    end
+  end)
+
+  it("Recreate removes the old pods before creating new ones", function()
+    local sim = fake.start(fake.new{ ready_after = 1 })
+    sim.store:create("deployments.apps", deployment("rec", 2, "nginx:1", { strategy = { type = "Recreate" } }))
+    sim.clock:advance(3)
+    local d = sim.util.copy(sim.store:get("deployments.apps", "default", "rec"))
+    d.spec.template.spec.containers[1].image = "nginx:2"
+    sim.store:update("deployments.apps", d)
+    local mixed = false
+    for _ = 1, 20 do
+      sim.clock:advance(0.25)
+      local images = {}
+      for _, p in ipairs(pods_of(sim, "rec")) do images[p.spec.containers[1].image] = true end
+      if images["nginx:1"] and images["nginx:2"] then mixed = true end
+    end
+    assert.is_false(mixed)
+    assert.are.equal("done", rollout_status(sim.store:get("deployments.apps", "default", "rec")))
+  end)
+
+  it("follows a scale change", function()
+    local sim = fake.start(fake.new{ ready_after = 1 })
+    sim.store:create("deployments.apps", deployment("sc", 1, "nginx"))
+    sim.clock:advance(2)
+    local d = sim.util.copy(sim.store:get("deployments.apps", "default", "sc"))
+    d.spec.replicas = 3
+    sim.store:update("deployments.apps", d)
+    sim.clock:advance(0)
+    assert.are.equal("waiting-available", rollout_status(sim.store:get("deployments.apps", "default", "sc")))
+    sim.clock:advance(2)
+    assert.are.equal("done", rollout_status(sim.store:get("deployments.apps", "default", "sc")))
+    assert.are.equal(3, #pods_of(sim, "sc"))
+    d = sim.util.copy(sim.store:get("deployments.apps", "default", "sc"))
+    d.spec.replicas = 1
+    sim.store:update("deployments.apps", d)
+    sim.clock:advance(1)
+    assert.are.equal(1, #pods_of(sim, "sc"))
+    assert.are.equal("done", rollout_status(sim.store:get("deployments.apps", "default", "sc")))
+  end)
+
+  it("does not roll out a paused Deployment", function()
+    local sim = fake.start(fake.new{ ready_after = 1 })
+    sim.store:create("deployments.apps", deployment("pz", 1, "nginx:1"))
+    sim.clock:advance(2)
+    local d = sim.util.copy(sim.store:get("deployments.apps", "default", "pz"))
+    d.spec.paused = true
+    d.spec.template.spec.containers[1].image = "nginx:2"
+    sim.store:update("deployments.apps", d)
+    sim.clock:advance(5)
+    d = sim.store:get("deployments.apps", "default", "pz")
+    assert.are.equal("Unknown/DeploymentPaused", cond(d, "Progressing"))
+    assert.are.equal(1, #sim.store:list("replicasets.apps", "default"))
+    d = sim.util.copy(d)
+    d.spec.paused = false
+    sim.store:update("deployments.apps", d)
+    sim.clock:advance(5)
+    d = sim.store:get("deployments.apps", "default", "pz")
+    assert.are.equal("done", rollout_status(d))
+    assert.are.equal("nginx:2", pods_of(sim, "pz")[1].spec.containers[1].image)
+  end)
+end)

@@ -1,0 +1,228 @@
+-- A minimal in-memory sim with the interface the controllers code against
+-- (store, clock, opts, scenario, mark_ready, util), with a manual clock the
+-- specs advance. Used until/unless the real atom.sim store is available.
+
+local M = {}
+
+local function copy(t)
+  if type(t) ~= "table" then return t end
+  local o = {}
+  for k, v in pairs(t) do o[k] = copy(v) end
+  return o
+end
+
+local function equal(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, v in pairs(a) do if not equal(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+local function new_clock(start)
+  local c = { t = start or 1767225600, seq = 0, timers = {} }
+  function c:now() return self.t end
+  function c:rfc3339(t)
+    t = t or self.t
+    return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
+  end
+  function c:after(dt, fn)
+    self.seq = self.seq + 1
+    local h = { at = self.t + dt, seq = self.seq, fn = fn }
+    function h.cancel() h.cancelled = true end
+    self.timers[#self.timers + 1] = h
+    return h
+  end
+  -- Runs every timer due up to now + dt, in time order, including timers
+  -- those timers add.
+  function c:advance(dt)
+    local target = self.t + (dt or 0)
+    while true do
+      local best, bi
+      for i, h in ipairs(self.timers) do
+        if not h.cancelled and h.at <= target and
+          (not best or h.at < best.at or (h.at == best.at and h.seq < best.seq)) then
+          best, bi = h, i
+        end
+      end
+      if not best then break end
+      table.remove(self.timers, bi)
+      if best.at > self.t then self.t = best.at end
+      best.fn()
+    end
+    self.t = target
+    local live = {}
+    for _, h in ipairs(self.timers) do if not h.cancelled then live[#live + 1] = h end end
+    self.timers = live
+  end
+  return c
+end
+
+local function new_store(clock)
+  local s = { data = {}, subs = {}, rv = 0, uidn = 0 }
+  local function bucket(rk, ns)
+    s.data[rk] = s.data[rk] or {}
+    local b = s.data[rk][ns or ""]
+    if not b then
+      b = {}
+      s.data[rk][ns or ""] = b
+    end
+    return b
+  end
+  local function emit(ev, rk, obj, old)
+    for _, fn in ipairs(s.subs) do fn(ev, rk, obj, old) end
+  end
+  function s:subscribe(fn) self.subs[#self.subs + 1] = fn end
+  function s:get(rk, ns, name)
+    local b = self.data[rk] and self.data[rk][ns or ""]
+    return b and b[name]
+  end
+  function s:list(rk, ns, filter)
+    local out = {}
+    for bns, b in pairs(self.data[rk] or {}) do
+      if ns == nil or bns == ns then
+        for _, o in pairs(b) do
+          if not filter or filter(o) then out[#out + 1] = o end
+        end
+      end
+    end
+    table.sort(out, function(a, b) return a.metadata.name < b.metadata.name end)
+    return out
+  end
+  function s:create(rk, obj)
+    obj = copy(obj)
+    local md = obj.metadata
+    if not md.name and md.generateName then
+      self.uidn = self.uidn + 1
+      md.name = md.generateName .. string.format("%05x", self.uidn)
+    end
+    local b = bucket(rk, md.namespace)
+    if b[md.name] then return nil, { code = 409, reason = "AlreadyExists" } end
+    self.uidn = self.uidn + 1
+    self.rv = self.rv + 1
+    md.uid = string.format("uid-%06d", self.uidn)
+    md.resourceVersion = tostring(self.rv)
+    md.creationTimestamp = clock:rfc3339()
+    md.generation = 1
+    if rk == "namespaces" then
+      obj.spec = obj.spec or {}
+      obj.spec.finalizers = obj.spec.finalizers or { "kubernetes" }
+    end
+    b[md.name] = obj
+    emit("ADDED", rk, obj, nil)
+    return obj
+  end
+  local function gc(uid)
+    for rk, per in pairs(s.data) do
+      for _, b in pairs(per) do
+        for _, o in pairs(b) do
+          for _, r in ipairs(o.metadata.ownerReferences or {}) do
+            if r.uid == uid then
+              s:delete(rk, o.metadata.namespace, o.metadata.name)
+              break
+            end
+          end
+        end
+      end
+    end
+  end
+  function s:update(rk, obj)
+    local old = self:get(rk, obj.metadata.namespace, obj.metadata.name)
+    if not old then return nil, { code = 404, reason = "NotFound" } end
+    local new = copy(obj)
+    new.status = copy(old.status)
+    new.metadata.uid = old.metadata.uid
+    new.metadata.creationTimestamp = old.metadata.creationTimestamp
+    new.metadata.deletionTimestamp = old.metadata.deletionTimestamp
+    new.metadata.generation = old.metadata.generation
+    if not equal(old.spec, new.spec) then
+      new.metadata.generation = old.metadata.generation + 1
+    end
+    self.rv = self.rv + 1
+    new.metadata.resourceVersion = tostring(self.rv)
+    bucket(rk, new.metadata.namespace)[new.metadata.name] = new
+    emit("MODIFIED", rk, new, old)
+    if rk == "namespaces" and new.metadata.deletionTimestamp
+      and #((new.spec or {}).finalizers or {}) == 0 then
+      bucket(rk, nil)[new.metadata.name] = nil
+      emit("DELETED", rk, new, new)
+    end
+    return new
+  end
+  function s:update_status(rk, obj)
+    local old = self:get(rk, obj.metadata.namespace, obj.metadata.name)
+    if not old then return nil, { code = 404, reason = "NotFound" } end
+    local new = copy(old)
+    new.status = copy(obj.status)
+    self.rv = self.rv + 1
+    new.metadata.resourceVersion = tostring(self.rv)
+    bucket(rk, new.metadata.namespace)[new.metadata.name] = new
+    emit("MODIFIED", rk, new, old)
+    return new
+  end
+  function s:delete(rk, ns, name)
+    local b = self.data[rk] and self.data[rk][ns or ""]
+    local old = b and b[name]
+    if not old then return nil, { code = 404, reason = "NotFound" } end
+    if rk == "namespaces" then
+      local new = copy(old)
+      new.metadata.deletionTimestamp = clock:rfc3339()
+      self.rv = self.rv + 1
+      new.metadata.resourceVersion = tostring(self.rv)
+      b[name] = new
+      for _, per in pairs(self.data) do
+        local nb = per[name]
+        if nb then
+          for _, o in pairs(nb) do
+            nb[o.metadata.name] = nil
+            emit("DELETED", "?", o, o)
+          end
+        end
+      end
+      emit("MODIFIED", rk, new, old)
+      return new
+    end
+    b[name] = nil
+    emit("DELETED", rk, old, old)
+    gc(old.metadata.uid)
+    return old
+  end
+  return s
+end
+
+-- opts: ready_after, nodes, rules (array of {match = fn(obj), rule = {...}})
+function M.new(opts)
+  opts = opts or {}
+  local clock = new_clock()
+  local sim = {
+    opts = { ready_after = opts.ready_after, nodes = opts.nodes or 3 },
+    clock = clock,
+    store = new_store(clock),
+    util = { copy = copy, uid = function() return tostring(math.random(1e9)) end },
+    ready_marks = {},
+  }
+  local rules = opts.rules or {}
+  sim.scenario = {
+    rule_for = function(_, obj)
+      for _, r in ipairs(rules) do
+        if r.match(obj) then return r.rule end
+      end
+      return {}
+    end,
+  }
+  function sim:mark_ready(rk, obj)
+    self.ready_marks[#self.ready_marks + 1] = { rk = rk, name = obj.metadata.name, t = self.clock:now() }
+  end
+  return sim
+end
+
+-- Load every controller listed by atom.sim.controllers into sim.
+function M.start(sim)
+  for _, name in ipairs(require("atom.sim.controllers")) do
+    require(name)(sim)
+  end
+  sim.clock:advance(0)
+  return sim
+end
+
+return M
