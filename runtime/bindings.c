@@ -1,0 +1,11 @@
+/* The C modules every Lua host preloads. One line per binding file. */
+#include "bindings.h"
+
+const lh_native_module lh_native_modules[] = {
+#ifndef ATOM_LUA_MODULE /* plain lua5.4 brings its own cjson.so */
+    {"cjson", luaopen_cjson},
+#endif
+    {"atom.host", luaopen_atom_host},
+    {"atom.core", luaopen_atom_core},
+    {NULL, NULL},
+};

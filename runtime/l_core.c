@@ -1,0 +1,619 @@
+/*
+ * l_core.c — Lua module `atom.core`: the codecs and system facts the Lua
+ * half needs and Lua itself lacks. Every codec here wraps a library
+ * (libyaml, OpenSSL, zlib); nothing is parsed by hand.
+ *
+ *   core.yaml_decode(text, filename) -> docs, lines
+ *       docs: array of decoded documents (empty ones skipped); lines: the
+ *       1-based line where each kept document starts. Errors name
+ *       filename:line:column. Empty sequences carry core.array_mt so JSON
+ *       encoding can tell them from empty mappings; null is cjson.null.
+ *   core.array_mt                       metatable marking a table as a list
+ *   core.base64_encode(s), core.base64_decode(s) -> s | nil, err
+ *   core.sha256_hex(s), core.gzip(s), core.gunzip(s) -> s | nil, err
+ *   core.monotonic(), core.wall(), core.sleep(seconds)
+ *   core.glob(pattern) -> sorted array of paths
+ *   core.isatty(fd), core.hostname(), core.username(), core.pid()
+ */
+#include <errno.h>
+#include <glob.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <yaml.h>
+#include <zlib.h>
+
+#include "bindings.h"
+
+#define CORE_ARRAY_MT "atom.array"
+#define YAML_MAX_DEPTH 512
+#define YAML_MAX_NODES 20000000L
+#define GUNZIP_MAX ((size_t)1 << 30)
+
+/* ---- YAML ------------------------------------------------------------ */
+
+/* The parser and the current document live in a userdata so that a Lua
+ * error raised mid-conversion (out of memory) still frees them via __gc. */
+typedef struct yaml_box {
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int parser_ready, doc_ready;
+    long nodes;
+} yaml_box;
+
+static void yaml_box_free(yaml_box *b)
+{
+    if (b->doc_ready) {
+        yaml_document_delete(&b->doc);
+        b->doc_ready = 0;
+    }
+    if (b->parser_ready) {
+        yaml_parser_delete(&b->parser);
+        b->parser_ready = 0;
+    }
+}
+
+static int yaml_box_gc(lua_State *L)
+{
+    yaml_box_free(lua_touserdata(L, 1));
+    return 0;
+}
+
+static int is_one_of(const char *s, const char *const *words)
+{
+    for (; *words; words++)
+        if (strcmp(s, *words) == 0)
+            return 1;
+    return 0;
+}
+
+/* YAML 1.1 as Kubernetes reads it (go-yaml v2): bools include yes/no/on/off. */
+static const char *const yaml_true[] = {"true", "True", "TRUE", "y", "Y", "yes", "Yes", "YES",
+                                        "on", "On", "ON", NULL};
+static const char *const yaml_false[] = {"false", "False", "FALSE", "n", "N", "no", "No", "NO",
+                                         "off", "Off", "OFF", NULL};
+static const char *const yaml_null[] = {"", "~", "null", "Null", "NULL", NULL};
+
+static int push_int(lua_State *L, const char *s)
+{
+    char clean[64];
+    size_t n = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p == '_')
+            continue;
+        if (n + 1 >= sizeof clean)
+            return 0;
+        clean[n++] = *p;
+    }
+    clean[n] = '\0';
+    const char *digits = clean + (clean[0] == '-' || clean[0] == '+');
+    if (*digits < '0' || *digits > '9')
+        return 0;
+    int base = 10;
+    const char *start = clean;
+    char buf[64];
+    if (digits[0] == '0' && (digits[1] == 'o' || digits[1] == 'b')) {
+        base = digits[1] == 'o' ? 8 : 2;
+        snprintf(buf, sizeof buf, "%.*s%s", (int)(digits - clean), clean, digits + 2);
+        start = buf;
+    } else if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
+        base = 16;
+    } else if (digits[0] == '0' && digits[1] != '\0') {
+        base = 8;
+    }
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(start, &end, base);
+    if (*end != '\0')
+        return 0;
+    if (errno == ERANGE) {
+        lua_pushnumber(L, strtod(start, NULL));
+        return 1;
+    }
+    lua_pushinteger(L, (lua_Integer)v);
+    return 1;
+}
+
+static int push_float(lua_State *L, const char *s)
+{
+    const char *p = s + (*s == '-' || *s == '+');
+    if (strcasecmp(p, ".inf") == 0) {
+        lua_pushnumber(L, *s == '-' ? -HUGE_VAL : HUGE_VAL);
+        return 1;
+    }
+    if (strcasecmp(s, ".nan") == 0) {
+        lua_pushnumber(L, NAN);
+        return 1;
+    }
+    /* Only decimal forms: strtod also takes "inf", "nan" and hex floats. */
+    int digits = 0, dot = 0;
+    for (const char *q = p; *q && *q != 'e' && *q != 'E'; q++) {
+        if (*q >= '0' && *q <= '9')
+            digits++;
+        else if (*q == '.' && !dot)
+            dot = 1;
+        else if (*q != '_')
+            return 0;
+    }
+    if (!digits)
+        return 0;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (*end != '\0')
+        return 0;
+    lua_pushnumber(L, v);
+    return 1;
+}
+
+static void push_scalar(lua_State *L, yaml_node_t *node)
+{
+    const char *s = (const char *)node->data.scalar.value;
+    size_t len = node->data.scalar.length;
+    const char *tag = (const char *)node->tag;
+    int plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    int explicit_tag = tag && strcmp(tag, YAML_DEFAULT_SCALAR_TAG) != 0;
+
+    if (explicit_tag && strcmp(tag, YAML_STR_TAG) == 0) {
+        lua_pushlstring(L, s, len);
+        return;
+    }
+    if (plain || explicit_tag) {
+        if (is_one_of(s, yaml_null) && (plain || strcmp(tag, YAML_NULL_TAG) == 0)) {
+            lua_pushlightuserdata(L, NULL); /* cjson.null */
+            return;
+        }
+        if (is_one_of(s, yaml_true)) {
+            lua_pushboolean(L, 1);
+            return;
+        }
+        if (is_one_of(s, yaml_false)) {
+            lua_pushboolean(L, 0);
+            return;
+        }
+        if (push_int(L, s) || push_float(L, s))
+            return;
+    }
+    lua_pushlstring(L, s, len);
+}
+
+static void yaml_push_node(lua_State *L, yaml_box *b, yaml_node_t *node, int depth,
+                           const char *filename);
+
+static void yaml_merge_into(lua_State *L, yaml_box *b, yaml_node_t *src, int depth,
+                            const char *filename)
+{
+    /* The target table is on top. Keys already present win over merged ones. */
+    if (src->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = src->data.sequence.items.start;
+             it < src->data.sequence.items.top; it++)
+            yaml_merge_into(L, b, yaml_document_get_node(&b->doc, *it), depth + 1, filename);
+        return;
+    }
+    if (src->type != YAML_MAPPING_NODE)
+        luaL_error(L, "%s:%d:%d: merge key '<<' needs a mapping", filename,
+                   (int)src->start_mark.line + 1, (int)src->start_mark.column + 1);
+    yaml_push_node(L, b, src, depth + 1, filename);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        if (lua_rawget(L, -5) == LUA_TNIL) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -5);
+        } else {
+            lua_pop(L, 2);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+static void yaml_push_node(lua_State *L, yaml_box *b, yaml_node_t *node, int depth,
+                           const char *filename)
+{
+    if (node == NULL) {
+        lua_pushlightuserdata(L, NULL);
+        return;
+    }
+    if (depth > YAML_MAX_DEPTH || ++b->nodes > YAML_MAX_NODES)
+        luaL_error(L, "%s:%d:%d: document nests too deeply or expands too far (aliases?)",
+                   filename, (int)node->start_mark.line + 1, (int)node->start_mark.column + 1);
+    luaL_checkstack(L, 8, "YAML nesting");
+    switch (node->type) {
+    case YAML_SCALAR_NODE:
+        push_scalar(L, node);
+        break;
+    case YAML_SEQUENCE_NODE: {
+        yaml_node_item_t *start = node->data.sequence.items.start;
+        yaml_node_item_t *top = node->data.sequence.items.top;
+        lua_createtable(L, (int)(top - start), 0);
+        if (top == start) {
+            luaL_getmetatable(L, CORE_ARRAY_MT);
+            lua_setmetatable(L, -2);
+        }
+        lua_Integer i = 1;
+        for (yaml_node_item_t *it = start; it < top; it++) {
+            yaml_push_node(L, b, yaml_document_get_node(&b->doc, *it), depth + 1, filename);
+            lua_rawseti(L, -2, i++);
+        }
+        break;
+    }
+    case YAML_MAPPING_NODE: {
+        yaml_node_pair_t *start = node->data.mapping.pairs.start;
+        yaml_node_pair_t *top = node->data.mapping.pairs.top;
+        lua_createtable(L, 0, (int)(top - start));
+        int merges = 0;
+        for (yaml_node_pair_t *p = start; p < top; p++) {
+            yaml_node_t *k = yaml_document_get_node(&b->doc, p->key);
+            if (k && k->type == YAML_SCALAR_NODE &&
+                k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+                strcmp((const char *)k->data.scalar.value, "<<") == 0) {
+                merges = 1;
+                continue;
+            }
+            if (k == NULL || k->type != YAML_SCALAR_NODE)
+                luaL_error(L, "%s:%d:%d: mapping keys must be scalars", filename,
+                           (int)(k ? k->start_mark.line : node->start_mark.line) + 1,
+                           (int)(k ? k->start_mark.column : node->start_mark.column) + 1);
+            /* JSON keys are strings: `80: x` and `true: x` keep their text. */
+            lua_pushlstring(L, (const char *)k->data.scalar.value, k->data.scalar.length);
+            yaml_push_node(L, b, yaml_document_get_node(&b->doc, p->value), depth + 1, filename);
+            lua_rawset(L, -3);
+        }
+        if (merges) {
+            for (yaml_node_pair_t *p = start; p < top; p++) {
+                yaml_node_t *k = yaml_document_get_node(&b->doc, p->key);
+                if (k && k->type == YAML_SCALAR_NODE &&
+                    strcmp((const char *)k->data.scalar.value, "<<") == 0)
+                    yaml_merge_into(L, b, yaml_document_get_node(&b->doc, p->value), depth,
+                                    filename);
+            }
+        }
+        break;
+    }
+    default:
+        lua_pushlightuserdata(L, NULL);
+    }
+}
+
+static int l_core_yaml_decode(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    const char *filename = luaL_optstring(L, 2, "<yaml>");
+
+    yaml_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    memset(b, 0, sizeof *b);
+    lua_newtable(L);
+    lua_pushcfunction(L, yaml_box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    int box = lua_gettop(L);
+
+    if (!yaml_parser_initialize(&b->parser))
+        return luaL_error(L, "%s: cannot initialise the YAML parser", filename);
+    b->parser_ready = 1;
+    yaml_parser_set_input_string(&b->parser, (const unsigned char *)text, len);
+
+    lua_newtable(L); /* docs */
+    lua_newtable(L); /* lines */
+    lua_Integer n = 0;
+    for (;;) {
+        if (!yaml_parser_load(&b->parser, &b->doc)) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s:%d:%d: %s%s%s", filename,
+                     (int)b->parser.problem_mark.line + 1, (int)b->parser.problem_mark.column + 1,
+                     b->parser.problem ? b->parser.problem : "invalid YAML",
+                     b->parser.context ? " " : "", b->parser.context ? b->parser.context : "");
+            yaml_box_free(b);
+            lua_pushnil(L);
+            lua_pushstring(L, msg);
+            return 2;
+        }
+        b->doc_ready = 1;
+        yaml_node_t *root = yaml_document_get_root_node(&b->doc);
+        if (root == NULL) { /* end of stream */
+            yaml_document_delete(&b->doc);
+            b->doc_ready = 0;
+            break;
+        }
+        int empty = root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0 &&
+                    root->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        if (!empty) {
+            yaml_push_node(L, b, root, 0, filename);
+            lua_rawseti(L, box + 1, ++n);
+            lua_pushinteger(L, (lua_Integer)root->start_mark.line + 1);
+            lua_rawseti(L, box + 2, n);
+        }
+        yaml_document_delete(&b->doc);
+        b->doc_ready = 0;
+    }
+    yaml_box_free(b);
+    return 2;
+}
+
+/* ---- base64, sha256, gzip (OpenSSL, zlib) ----------------------------- */
+
+static int l_core_base64_encode(lua_State *L)
+{
+    size_t len;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &len);
+    luaL_Buffer buf;
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &buf, 4 * ((len + 2) / 3) + 1);
+    int n = EVP_EncodeBlock(out, s, (int)len);
+    luaL_pushresultsize(&buf, (size_t)n);
+    return 1;
+}
+
+static int l_core_base64_decode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    luaL_Buffer clean;
+    luaL_buffinit(L, &clean);
+    for (size_t i = 0; i < len; i++)
+        if (s[i] != '\n' && s[i] != '\r' && s[i] != ' ' && s[i] != '\t')
+            luaL_addchar(&clean, s[i]);
+    size_t pad_needed = (4 - luaL_bufflen(&clean) % 4) % 4;
+    if (pad_needed == 3) {
+        lua_pushnil(L);
+        lua_pushstring(L, "invalid base64: wrong length");
+        return 2;
+    }
+    for (size_t i = 0; i < pad_needed; i++)
+        luaL_addchar(&clean, '=');
+    luaL_pushresult(&clean);
+    size_t clen;
+    const char *c = lua_tolstring(L, -1, &clen);
+    size_t padding = 0;
+    if (clen >= 1 && c[clen - 1] == '=')
+        padding++;
+    if (clen >= 2 && c[clen - 2] == '=')
+        padding++;
+    luaL_Buffer out;
+    unsigned char *o = (unsigned char *)luaL_buffinitsize(L, &out, clen / 4 * 3 + 1);
+    int n = EVP_DecodeBlock(o, (const unsigned char *)c, (int)clen);
+    if (n < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, "invalid base64");
+        return 2;
+    }
+    luaL_pushresultsize(&out, (size_t)n - padding);
+    return 1;
+}
+
+static int l_core_sha256_hex(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (!EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL))
+        return luaL_error(L, "sha256 failed");
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    for (unsigned int i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    lua_pushlstring(L, hex, 2 * mdlen);
+    return 1;
+}
+
+static int l_core_gzip(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    /* The output buffer is a userdata, allocated before zlib state exists, so
+     * no Lua call can throw while zlib holds memory. */
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return luaL_error(L, "gzip: deflateInit failed");
+    uLong bound = deflateBound(&z, (uLong)len) + 32;
+    deflateEnd(&z);
+    unsigned char *out = lua_newuserdatauv(L, bound, 0);
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return luaL_error(L, "gzip: deflateInit failed");
+    z.next_in = (unsigned char *)s;
+    z.avail_in = (uInt)len;
+    z.next_out = out;
+    z.avail_out = (uInt)bound;
+    int rc = deflate(&z, Z_FINISH);
+    size_t produced = z.total_out;
+    deflateEnd(&z);
+    if (rc != Z_STREAM_END)
+        return luaL_error(L, "gzip: deflate failed (%d)", rc);
+    lua_pushlstring(L, (const char *)out, produced);
+    return 1;
+}
+
+typedef struct owned_buf {
+    unsigned char *p;
+} owned_buf;
+
+static int owned_buf_gc(lua_State *L)
+{
+    owned_buf *b = lua_touserdata(L, 1);
+    free(b->p);
+    b->p = NULL;
+    return 0;
+}
+
+static int l_core_gunzip(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    owned_buf *ob = lua_newuserdatauv(L, sizeof *ob, 0);
+    ob->p = NULL;
+    lua_newtable(L);
+    lua_pushcfunction(L, owned_buf_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 15 + 32) != Z_OK)
+        return luaL_error(L, "gunzip: inflateInit failed");
+    size_t cap = len * 4 + 1024, used = 0;
+    const char *problem = NULL;
+    int rc = Z_OK;
+    z.next_in = (unsigned char *)s;
+    z.avail_in = (uInt)len;
+    while (rc != Z_STREAM_END) {
+        if (used == cap || ob->p == NULL) {
+            if (ob->p)
+                cap *= 2;
+            if (cap > GUNZIP_MAX) {
+                problem = "output larger than 1 GiB";
+                break;
+            }
+            unsigned char *np = realloc(ob->p, cap);
+            if (np == NULL) {
+                problem = "out of memory";
+                break;
+            }
+            ob->p = np;
+        }
+        z.next_out = ob->p + used;
+        z.avail_out = (uInt)(cap - used);
+        rc = inflate(&z, Z_NO_FLUSH);
+        used = z.total_out;
+        if (rc != Z_OK && rc != Z_STREAM_END && !(rc == Z_BUF_ERROR && z.avail_out == 0)) {
+            problem = z.msg ? z.msg : "corrupt data";
+            break;
+        }
+    }
+    inflateEnd(&z);
+    if (problem) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "gunzip: %s", problem);
+        return 2;
+    }
+    lua_pushlstring(L, (const char *)ob->p, used);
+    return 1;
+}
+
+/* ---- system facts ----------------------------------------------------- */
+
+static int l_core_monotonic(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int l_core_wall(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int l_core_sleep(lua_State *L)
+{
+    double s = luaL_checknumber(L, 1);
+    if (s > 0) {
+        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+            ;
+    }
+    return 0;
+}
+
+static int glob_box_gc(lua_State *L)
+{
+    glob_t *g = lua_touserdata(L, 1);
+    globfree(g);
+    memset(g, 0, sizeof *g);
+    return 0;
+}
+
+static int l_core_glob(lua_State *L)
+{
+    const char *pattern = luaL_checkstring(L, 1);
+    /* glob_t lives in a userdata so a Lua error while copying frees it. */
+    glob_t *g = lua_newuserdatauv(L, sizeof *g, 0);
+    memset(g, 0, sizeof *g);
+    lua_newtable(L);
+    lua_pushcfunction(L, glob_box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    int rc = glob(pattern, GLOB_ERR, NULL, g);
+    if (rc != 0 && rc != GLOB_NOMATCH) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot expand %s", pattern);
+        return 2;
+    }
+    lua_createtable(L, (int)g->gl_pathc, 0);
+    for (size_t i = 0; i < g->gl_pathc; i++) {
+        lua_pushstring(L, g->gl_pathv[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+static int l_core_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
+    return 1;
+}
+
+static int l_core_hostname(lua_State *L)
+{
+    char name[256];
+    if (gethostname(name, sizeof name) != 0)
+        strcpy(name, "unknown");
+    name[sizeof name - 1] = '\0';
+    lua_pushstring(L, name);
+    return 1;
+}
+
+static int l_core_username(lua_State *L)
+{
+    const char *u = getenv("USER");
+    struct passwd *pw = (u && *u) ? NULL : getpwuid(getuid());
+    lua_pushstring(L, (u && *u) ? u : (pw ? pw->pw_name : "unknown"));
+    return 1;
+}
+
+static int l_core_pid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)getpid());
+    return 1;
+}
+
+int luaopen_atom_core(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"yaml_decode", l_core_yaml_decode},
+        {"base64_encode", l_core_base64_encode},
+        {"base64_decode", l_core_base64_decode},
+        {"sha256_hex", l_core_sha256_hex},
+        {"gzip", l_core_gzip},
+        {"gunzip", l_core_gunzip},
+        {"monotonic", l_core_monotonic},
+        {"wall", l_core_wall},
+        {"sleep", l_core_sleep},
+        {"glob", l_core_glob},
+        {"isatty", l_core_isatty},
+        {"hostname", l_core_hostname},
+        {"username", l_core_username},
+        {"pid", l_core_pid},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, fns);
+    luaL_newmetatable(L, CORE_ARRAY_MT);
+    lua_pushstring(L, "array");
+    lua_setfield(L, -2, "__name");
+    lua_setfield(L, -2, "array_mt");
+    return 1;
+}
