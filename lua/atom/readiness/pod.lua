@@ -10,8 +10,8 @@ local TERMINAL = {
 }
 
 local function waiting(st)
-  for _, list in ipairs({ st.initContainerStatuses, st.containerStatuses }) do
-    for _, cs in ipairs(u.tbl(list)) do
+  for _, field in ipairs({ "initContainerStatuses", "containerStatuses" }) do
+    for _, cs in ipairs(u.tbl(st[field])) do
       local w = u.tbl(u.tbl(u.tbl(cs).state).waiting)
       if w.reason then return cs.name, w end
     end
