@@ -9,7 +9,7 @@ return function(obj)
   local st = u.tbl(obj.status)
   local c = u.condition(obj, "DisruptionAllowed")
   if u.is(c, "False") and c.reason == "SyncFailed" then return "failed", u.describe(c) end
-  local msg = string.format("%d of %d pods healthy, %d disruptions allowed",
+  local msg = string.format("%d healthy pods, %d required, %d disruptions allowed",
     u.int(st.currentHealthy), u.int(st.desiredHealthy), u.int(st.disruptionsAllowed))
   if u.is(c, "False") then msg = msg .. " (" .. u.describe(c) .. ")" end
   return "ready", msg

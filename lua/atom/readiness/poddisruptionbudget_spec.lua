@@ -7,7 +7,7 @@ local function pdb(status)
 end
 
 local function status(allowed, reason)
-  return { observedGeneration = 1, expectedPods = 3, currentHealthy = allowed and 3 or 2, desiredHealthy = 2,
+  return { observedGeneration = 1, expectedPods = 3, currentHealthy = allowed and 3 or 1, desiredHealthy = 2,
     disruptionsAllowed = allowed and 1 or 0,
     conditions = { { type = "DisruptionAllowed", status = allowed and "True" or "False", reason = reason,
       message = "", observedGeneration = 1, lastTransitionTime = "2026-11-26T10:00:00Z" } } }
@@ -15,7 +15,7 @@ end
 
 describe("poddisruptionbudget readiness", function()
   it("is ready once observed", function()
-    assert.same({ "ready", "3 of 2 pods healthy, 1 disruptions allowed" },
+    assert.same({ "ready", "3 healthy pods, 2 required, 1 disruptions allowed" },
       { check(pdb(status(true, "SufficientPods"))) })
   end)
 
