@@ -9,6 +9,8 @@
 --              live objects, ctx.get(kind, name) -> live object or nil,
 --              ctx.expects_conditions (the CRD declares status.conditions)
 -- The caller owns all three tables; nothing here keeps a reference after returning.
+-- readiness.validate_overrides(overrides) and readiness.parse_conditions(annotation) are
+-- for plan time: they raise errors naming the bad key, value or clause.
 -- Rules, in order (see README.md): not found; terminating; stale observedGeneration;
 -- Stalled/Reconciling; the atom.conditions annotation; an override; the kind's built-in
 -- check; the Ready condition; ready once it exists. A check that raises an error gives
@@ -82,6 +84,26 @@ function readiness.parse_conditions(annotation)
     clauses[#clauses + 1] = { type = ctype, status = known, reason = reason }
   end
   return clauses
+end
+
+-- Checks a release script's overrides table at plan time, raising an error that names
+-- the first bad key or value, so a typo is not silently ignored while waiting.
+function readiness.validate_overrides(overrides)
+  if overrides == nil then return true end
+  if type(overrides) ~= "table" then
+    error("readiness overrides must be a table, got " .. type(overrides), 0)
+  end
+  for k, fn in pairs(overrides) do
+    if type(k) ~= "string" or not (k:match("^%a%w*$") or k:match("^%a%w*%.[%w.-]+$")
+        or k:match("^%a%w*/[^/]+$") or k:match("^%a%w*%.[%w.-]+/[^/]+$")) then
+      error(string.format("readiness override key %s is not Kind, Kind.group, Kind/name or Kind.group/name",
+        fmt_value(k)), 0)
+    end
+    if type(fn) ~= "function" then
+      error(string.format("readiness override %q must be a function, got %s", k, type(fn)), 0)
+    end
+  end
+  return true
 end
 
 -- Every clause must match a condition; the first unmet one is the message.

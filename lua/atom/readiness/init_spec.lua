@@ -199,6 +199,27 @@ describe("readiness.parse_conditions", function()
   end)
 end)
 
+describe("readiness.validate_overrides", function()
+  it("accepts the four key forms and nil", function()
+    local fn = function() return "ready" end
+    assert.is_true(readiness.validate_overrides({ ConfigMap = fn, ["Deployment.apps"] = fn,
+      ["Service/frontend-external"] = fn, ["Widget.example.com/w1"] = fn }))
+    assert.is_true(readiness.validate_overrides(nil))
+  end)
+
+  it("names a bad key", function()
+    assert.has_error(function() readiness.validate_overrides({ ["Deployment apps/web"] = function() end }) end,
+      'readiness override key "Deployment apps/web" is not Kind, Kind.group, Kind/name or Kind.group/name')
+    assert.has_error(function() readiness.validate_overrides({ function() end }) end,
+      "readiness override key 1 is not Kind, Kind.group, Kind/name or Kind.group/name")
+  end)
+
+  it("names a value that is not a function", function()
+    assert.has_error(function() readiness.validate_overrides({ ["Service/web"] = "ready" }) end,
+      'readiness override "Service/web" must be a function, got string')
+  end)
+end)
+
 describe("readiness.for_kind", function()
   it("finds the built-in check by group and kind", function()
     assert.equal(require "atom.readiness.deployment", readiness.for_kind("apps/v1", "Deployment"))
