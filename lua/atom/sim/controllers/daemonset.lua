@@ -1,0 +1,135 @@
+-- DaemonSet controller: one pod per simulated Node, rolling update honouring
+-- maxUnavailable, and desiredNumberScheduled / currentNumberScheduled /
+-- numberReady / numberAvailable / updatedNumberScheduled / observedGeneration.
+--
+-- Ownership: the owner->pods index lives in this closure.
+
+local util = require("atom.sim.controllers.util")
+
+local RK = "daemonsets.apps"
+local HASH = "controller-revision-hash"
+
+return function(sim)
+  local store = sim.store
+  local marks = util.ready_marks(sim, RK)
+  local timers = util.timers(sim)
+  local q
+  local pods = util.child_index(sim, "pods", "DaemonSet", function(ref, child)
+    q.add(child.metadata.namespace, ref.name)
+  end)
+
+  local function node_names()
+    local out = {}
+    for _, n in ipairs(store:list("nodes", nil, nil)) do
+      if not n.metadata.deletionTimestamp and not (n.spec and n.spec.unschedulable) then
+        out[#out + 1] = n.metadata.name
+      end
+    end
+    table.sort(out)
+    return out
+  end
+
+  local function reconcile(ns, name)
+    local ds = store:get(RK, ns, name)
+    if not ds or ds.metadata.deletionTimestamp then return end
+    local spec = ds.spec or {}
+    local nodes = node_names()
+    local desired = #nodes
+    local hash = util.template_hash(spec.template or {})
+    local strategy = spec.updateStrategy or {}
+    local on_delete = strategy.type == "OnDelete"
+    local max_unav = util.int_or_percent((strategy.rollingUpdate or {}).maxUnavailable, desired, true, 1)
+    if max_unav < 1 then max_unav = 1 end
+    local min_ready = spec.minReadySeconds or 0
+
+    local on_node = {}
+    for _, p in ipairs(pods.children(ds)) do
+      if util.pod_active(p) then
+        local n = p.spec and p.spec.nodeName
+        if n then on_node[n] = p end
+      else
+        store:delete("pods", ns, p.metadata.name, { propagation = "Background" })
+      end
+    end
+
+    for _, n in ipairs(nodes) do
+      if not on_node[n] then
+        local pod = util.pod_from_template(sim, spec.template or {}, ds, "apps/v1", "DaemonSet", {
+          [HASH] = hash,
+          ["pod-template-generation"] = tostring(ds.metadata.generation or 1),
+        })
+        pod.spec.nodeName = n
+        on_node[n] = util.create_named(sim, "pods", pod, name .. "-")
+      end
+    end
+
+    if not on_delete then
+      local unavailable = 0
+      for _, n in ipairs(nodes) do
+        if not util.pod_available(sim, on_node[n], min_ready) then unavailable = unavailable + 1 end
+      end
+      for _, n in ipairs(nodes) do
+        local p = on_node[n]
+        if p and (p.metadata.labels or {})[HASH] ~= hash then
+          local avail = util.pod_available(sim, p, min_ready)
+          if not avail or unavailable < max_unav then
+            store:delete("pods", ns, p.metadata.name, { propagation = "Background" })
+            on_node[n] = nil
+            if avail then unavailable = unavailable + 1 end
+          end
+        end
+      end
+    end
+
+    local current, ready, available, updated, wake = 0, 0, 0, 0, nil
+    for _, n in ipairs(nodes) do
+      local p = on_node[n]
+      if p then
+        current = current + 1
+        if util.pod_ready(p) then ready = ready + 1 end
+        local ok, left = util.pod_available(sim, p, min_ready)
+        if ok then available = available + 1
+        elseif left and (not wake or left < wake) then wake = left end
+        if (p.metadata.labels or {})[HASH] == hash then updated = updated + 1 end
+      end
+    end
+    if wake then
+      timers.set(ds.metadata.uid, wake, function() q.add(ns, name) end)
+    end
+
+    local st = util.copy(sim, ds.status or {})
+    st.observedGeneration = ds.metadata.generation
+    st.desiredNumberScheduled = desired
+    st.currentNumberScheduled = current
+    st.numberMisscheduled = 0
+    st.numberReady = ready
+    st.numberAvailable = available > 0 and available or nil
+    st.numberUnavailable = desired - available > 0 and (desired - available) or nil
+    st.updatedNumberScheduled = updated > 0 and updated or nil
+    if not util.equal(st, ds.status) then
+      local upd = util.copy(sim, ds)
+      upd.status = st
+      ds = store:update_status(RK, upd) or ds
+    end
+    if updated >= desired and available >= desired and ready >= desired and current >= desired then
+      marks.mark(ds)
+    end
+  end
+
+  q = util.queue(sim, reconcile)
+  store:subscribe(function(ev, rk, obj)
+    if rk == "nodes" then
+      for _, ds in ipairs(store:list(RK, nil, nil)) do
+        q.add(ds.metadata.namespace, ds.metadata.name)
+      end
+      return
+    end
+    if rk ~= RK then return end
+    if ev == "DELETED" then
+      timers.cancel(obj.metadata.uid)
+      marks.forget(obj)
+      return
+    end
+    q.add(obj.metadata.namespace, obj.metadata.name)
+  end)
+end

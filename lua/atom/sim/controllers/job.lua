@@ -1,0 +1,174 @@
+-- Job controller: runs pods to completion (completions/parallelism), counts
+-- active/succeeded/failed/ready, sets SuccessCriteriaMet+Complete or
+-- FailureTarget+Failed (BackoffLimitExceeded, DeadlineExceeded) like 1.31+,
+-- honours suspend, activeDeadlineSeconds and ttlSecondsAfterFinished.
+--
+-- Ownership: the owner->pods index and TTL/deadline timers live in this closure.
+
+local util = require("atom.sim.controllers.util")
+
+local RK = "jobs.batch"
+
+local function finished_at(job)
+  for _, t in ipairs({ "Complete", "Failed" }) do
+    local c = util.get_condition(job, t)
+    if c and c.status == "True" then
+      return util.parse_time((job.status or {}).completionTime) or util.parse_time(c.lastTransitionTime), t
+    end
+  end
+  return nil
+end
+
+return function(sim)
+  local store, clock = sim.store, sim.clock
+  local marks = util.ready_marks(sim, RK)
+  local timers = util.timers(sim)
+  local q
+  local pods = util.child_index(sim, "pods", "Job", function(ref, child)
+    q.add(child.metadata.namespace, ref.name)
+  end)
+
+  local function write_status(job, st)
+    if util.equal(st, job.status) then return job end
+    local upd = util.copy(sim, job)
+    upd.status = st
+    return store:update_status(RK, upd) or job
+  end
+
+  local function schedule_ttl(job)
+    local spec = job.spec or {}
+    local ttl = spec.ttlSecondsAfterFinished
+    if ttl == nil then return end
+    local at = finished_at(job)
+    if not at then return end
+    local ns, name, uid = job.metadata.namespace, job.metadata.name, job.metadata.uid
+    local function expire()
+      local cur = store:get(RK, ns, name)
+      if cur and cur.metadata.uid == uid then
+        store:delete(RK, ns, name, { propagation = "Background" })
+      end
+    end
+    local left = at + ttl - clock:now()
+    if left <= 0 and util.instant(sim) then
+      expire()
+    elseif not timers.has(uid) then
+      timers.set(uid, math.max(left, 0), expire)
+    end
+  end
+
+  local function reconcile(ns, name)
+    local job = store:get(RK, ns, name)
+    if not job or job.metadata.deletionTimestamp then return end
+    if finished_at(job) then
+      schedule_ttl(job)
+      return
+    end
+    local spec = job.spec or {}
+    local tnow = clock:now()
+    local now = clock:rfc3339(tnow)
+    local parallelism = spec.parallelism
+    if parallelism == nil then parallelism = 1 end
+    local completions = spec.completions
+    local backoff = spec.backoffLimit
+    if backoff == nil then backoff = 6 end
+    local st = util.copy(sim, job.status or {})
+    st.conditions = st.conditions or {}
+
+    local active, succeeded, failed, ready = {}, 0, 0, 0
+    for _, p in ipairs(pods.children(job)) do
+      local phase = (p.status or {}).phase
+      if phase == "Succeeded" then
+        succeeded = succeeded + 1
+      elseif phase == "Failed" then
+        failed = failed + 1
+      elseif p.metadata.deletionTimestamp == nil then
+        active[#active + 1] = p
+        if util.pod_ready(p) then ready = ready + 1 end
+      end
+    end
+    local function stop_active()
+      for _, p in ipairs(active) do
+        store:delete("pods", ns, p.metadata.name, { propagation = "Background" })
+      end
+      active, ready = {}, 0
+    end
+
+    if spec.suspend then
+      stop_active()
+      util.set_condition(st.conditions, "Suspended", "True", "JobSuspended", "Job suspended", now)
+    else
+      local sus = util.get_condition({ status = st }, "Suspended")
+      if sus and sus.status == "True" then
+        util.set_condition(st.conditions, "Suspended", "False", "JobResumed", "Job resumed", now)
+      end
+      st.startTime = st.startTime or now
+      local started = util.parse_time(st.startTime) or tnow
+      local ads = spec.activeDeadlineSeconds
+      local done = completions == nil and succeeded > 0 or (completions ~= nil and succeeded >= completions)
+      if done then
+        stop_active()
+        util.set_condition(st.conditions, "SuccessCriteriaMet", "True", "CompletionsReached",
+          "Reached expected number of succeeded pods", now)
+        util.set_condition(st.conditions, "Complete", "True", "CompletionsReached",
+          "Reached expected number of succeeded pods", now)
+        st.completionTime = now
+      elseif failed > backoff then
+        stop_active()
+        util.set_condition(st.conditions, "FailureTarget", "True", "BackoffLimitExceeded",
+          "Job has reached the specified backoff limit", now)
+        util.set_condition(st.conditions, "Failed", "True", "BackoffLimitExceeded",
+          "Job has reached the specified backoff limit", now)
+      elseif ads and started + ads <= tnow then
+        stop_active()
+        util.set_condition(st.conditions, "FailureTarget", "True", "DeadlineExceeded",
+          "Job was active longer than specified deadline", now)
+        util.set_condition(st.conditions, "Failed", "True", "DeadlineExceeded",
+          "Job was active longer than specified deadline", now)
+      else
+        local want = parallelism
+        if completions ~= nil then want = math.min(parallelism, completions - succeeded) end
+        local tmpl = spec.template or {}
+        local uid = job.metadata.uid
+        for _ = #active + 1, want do
+          local pod = util.pod_from_template(sim, tmpl, job, "batch/v1", "Job", {
+            ["batch.kubernetes.io/controller-uid"] = uid,
+            ["batch.kubernetes.io/job-name"] = name,
+            ["controller-uid"] = uid,
+            ["job-name"] = name,
+          })
+          pod.spec.restartPolicy = (tmpl.spec or {}).restartPolicy or "Never"
+          local created = util.create_named(sim, "pods", pod, name .. "-")
+          if created then active[#active + 1] = created end
+        end
+        if ads then
+          timers.set(uid, math.max(started + ads - tnow, 0), function() q.add(ns, name) end)
+        end
+      end
+    end
+
+    st.active = #active > 0 and #active or nil
+    st.succeeded = succeeded > 0 and succeeded or nil
+    st.failed = failed > 0 and failed or nil
+    st.ready = ready
+    st.terminating = 0
+    if #st.conditions == 0 then st.conditions = nil end
+    job = write_status(job, st)
+    if finished_at(job) then
+      local _, how = finished_at(job)
+      if how == "Complete" then marks.mark(job) end
+      timers.cancel(job.metadata.uid)
+      schedule_ttl(job)
+    end
+  end
+
+  q = util.queue(sim, reconcile)
+  store:subscribe(function(ev, rk, obj)
+    if rk ~= RK then return end
+    if ev == "DELETED" then
+      timers.cancel(obj.metadata.uid)
+      marks.forget(obj)
+      return
+    end
+    q.add(obj.metadata.namespace, obj.metadata.name)
+  end)
+end
