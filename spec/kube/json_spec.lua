@@ -1,0 +1,56 @@
+local json = require "atom.json"
+
+describe("atom.json", function()
+  it("encodes marked empty tables as [] and others as {}", function()
+    local v = { a = json.array({}), b = {}, c = { d = json.array() } }
+    local back = require("cjson").decode(json.encode(v))
+    assert.are.equal('{"a":[]}', json.encode({ a = json.array() }))
+    assert.are.equal("{}", json.encode({}))
+    assert.are.equal("[]", json.encode(json.array()))
+    assert.is_table(back.c)
+    assert.truthy(json.encode(v):find('"d":%[%]'))
+    assert.truthy(json.encode(v):find('"b":{}'))
+    -- the marked tables are restored after encoding
+    assert.is_nil(v.a[1])
+    assert.is_nil(v.c.d[1])
+  end)
+
+  it("decodes [] as a marked empty table and {} as an unmarked one", function()
+    local v = json.decode('{"a":[],"b":{},"c":[ ],"d":[[],{"e":[]}]}')
+    assert.is_true(json.is_array(v.a))
+    assert.is_false(json.is_array(v.b))
+    assert.is_true(json.is_array(v.c))
+    assert.is_true(json.is_array(v.d[1]))
+    assert.is_true(json.is_array(v.d[2].e))
+    assert.are.equal(2, #v.d)
+    assert.is_true(json.is_array(json.decode("[]")))
+  end)
+
+  it("leaves [] inside strings alone, escapes included", function()
+    local text = '{"s":"[]","t":"a\\"[]\\"b","u":[],"w":"\\\\","x":[]}'
+    local v = json.decode(text)
+    assert.are.equal("[]", v.s)
+    assert.are.equal('a"[]"b', v.t)
+    assert.are.equal("\\", v.w)
+    assert.is_true(json.is_array(v.u))
+    assert.is_true(json.is_array(v.x))
+  end)
+
+  it("round-trips nested empties", function()
+    local text = '{"items":[],"metadata":{},"spec":{"ports":[{"x":[]}]}}'
+    local v = json.decode(text)
+    local again = json.decode(json.encode(v))
+    assert.is_true(json.is_array(again.items))
+    assert.is_false(json.is_array(again.metadata))
+    assert.is_true(json.is_array(again.spec.ports[1].x))
+    assert.are.equal(json.encode(v), json.encode(again))
+  end)
+
+  it("keeps null and raises on bad JSON", function()
+    assert.are.equal(json.null, json.decode('{"a":null}').a)
+    assert.has_error(function() json.decode("{nope") end)
+    local v, err = json.try_decode("[1,")
+    assert.is_nil(v)
+    assert.is_string(err)
+  end)
+end)
