@@ -7,5 +7,8 @@ const lh_native_module lh_native_modules[] = {
 #endif
     {"atom.host", luaopen_atom_host},
     {"atom.core", luaopen_atom_core},
+    {"atom.fsm", luaopen_atom_fsm},
+    {"atom.http", luaopen_atom_http},
+    {"atom.proc", luaopen_atom_proc},
     {NULL, NULL},
 };
