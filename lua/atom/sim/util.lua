@@ -1,0 +1,195 @@
+-- Small shared helpers for the simulated API server: deep copy, equality, UIDs, and the JSON
+-- boundary. Stored objects are plain Lua tables; the one wrinkle is that lua-cjson (upstream
+-- 2.1.0) cannot tell `[]` from `{}`, so empty arrays are tables carrying `M.array_mt`, and
+-- `M.decode`/`M.encode` translate them at the boundary. Everything returned here is owned by
+-- the caller.
+local cjson = require "cjson"
+
+local M = {}
+
+M.null = cjson.null
+M.array_mt = { __name = "atom.sim.array" }
+
+-- A decoded `[]` is replaced by a one-element array holding this number before decoding, and
+-- turned back into an empty array afterwards; strings that contained `[]` are restored.
+local EMPTY_NUM_TEXT = "-1.23456789e-300"
+local EMPTY_NUM = tonumber(EMPTY_NUM_TEXT)
+local EMPTY_IN_STRING = "[" .. EMPTY_NUM_TEXT .. "]"
+-- Encoding marks empty arrays with this string and rewrites its JSON form to `[]`.
+local MARK = "\1atom-empty-array\1"
+local MARK_JSON = '"\\u0001atom%-empty%-array\\u0001"'
+
+function M.array(t)
+  return setmetatable(t or {}, M.array_mt)
+end
+
+function M.is_array(t)
+  if type(t) ~= "table" then return false end
+  if getmetatable(t) == M.array_mt then return true end
+  if next(t) == nil then return false end
+  return t[1] ~= nil
+end
+
+function M.copy(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do
+    if type(x) == "table" then out[k] = M.copy(x) else out[k] = x end
+  end
+  local mt = getmetatable(v)
+  if mt == M.array_mt then setmetatable(out, mt) end
+  return out
+end
+
+function M.equal(a, b)
+  if a == b then return true end
+  if type(a) ~= "table" or type(b) ~= "table" then return false end
+  for k, x in pairs(a) do
+    if not M.equal(x, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false end
+  end
+  return true
+end
+
+-- Fix up a freshly decoded value: restore empty arrays and strings that held `[]`.
+local function restore(v, had_marks)
+  if type(v) == "string" then
+    if had_marks and v:find(EMPTY_IN_STRING, 1, true) then
+      return (v:gsub("%[" .. EMPTY_NUM_TEXT:gsub("[%-%.]", "%%%0") .. "%]", "[]"))
+    end
+    return v
+  end
+  if type(v) ~= "table" then return v end
+  if v[1] ~= nil then
+    if v[1] == EMPTY_NUM and v[2] == nil then
+      return M.array()
+    end
+    setmetatable(v, M.array_mt)
+  end
+  for k, x in pairs(v) do
+    if type(x) == "table" or (had_marks and type(x) == "string") then
+      v[k] = restore(x, had_marks)
+    end
+  end
+  return v
+end
+
+-- Decode JSON; returns value or nil, message. Never raises.
+function M.decode(s)
+  if type(s) ~= "string" then return nil, "body is not a string" end
+  local had_marks = false
+  if s:find("%[%s*%]") then
+    s = s:gsub("%[%s*%]", EMPTY_IN_STRING)
+    had_marks = true
+  end
+  local ok, v = pcall(cjson.decode, s)
+  if not ok then return nil, tostring(v) end
+  return restore(v, had_marks)
+end
+
+local function mark_empty(v, marks)
+  for k, x in pairs(v) do
+    if type(x) == "table" then
+      if next(x) == nil then
+        if getmetatable(x) == M.array_mt then
+          marks[#marks + 1] = v
+          marks[#marks + 1] = k
+          marks[#marks + 1] = x
+          v[k] = MARK
+        end
+      else
+        mark_empty(x, marks)
+      end
+    end
+  end
+end
+
+-- Encode to JSON. Temporarily swaps empty arrays for a marker (restored before returning) so
+-- that they come out as `[]`.
+function M.encode(v)
+  if type(v) == "table" and next(v) == nil then
+    return getmetatable(v) == M.array_mt and "[]" or "{}"
+  end
+  local marks = {}
+  if type(v) == "table" then mark_empty(v, marks) end
+  local ok, s = pcall(cjson.encode, v)
+  for i = 1, #marks, 3 do marks[i][marks[i + 1]] = marks[i + 2] end
+  if not ok then error(s, 2) end
+  if #marks > 0 then s = s:gsub(MARK_JSON, "[]") end
+  return s
+end
+
+-- Drop JSON nulls from maps (a stored object never holds null).
+function M.strip_nulls(v)
+  if type(v) ~= "table" then return v end
+  for k, x in pairs(v) do
+    if x == cjson.null then v[k] = nil
+    elseif type(x) == "table" then M.strip_nulls(x) end
+  end
+  return v
+end
+
+local uid_state = { n = 0 }
+function M.uid()
+  uid_state.n = uid_state.n + 1
+  local r = {}
+  for i = 1, 16 do r[i] = math.random(0, 255) end
+  r[7] = (r[7] & 0x0f) | 0x40
+  r[9] = (r[9] & 0x3f) | 0x80
+  return string.format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+    table.unpack(r))
+end
+
+-- Integer-looking numbers as "3", not "3.0".
+function M.num(v)
+  if type(v) == "number" then
+    local i = math.tointeger(v)
+    if i then return tostring(i) end
+  end
+  return tostring(v)
+end
+
+function M.sorted_keys(t)
+  local ks = {}
+  for k in pairs(t or {}) do ks[#ks + 1] = k end
+  table.sort(ks, function(a, b) return tostring(a) < tostring(b) end)
+  return ks
+end
+
+-- FNV-1a, for stable content hashes in OpenAPI URLs (not security relevant).
+function M.hash(s)
+  local h = 2166136261
+  for i = 1, #s do
+    h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff
+  end
+  return string.format("%08X", h)
+end
+
+function M.get_path(obj, ...)
+  local v = obj
+  for i = 1, select("#", ...) do
+    if type(v) ~= "table" then return nil end
+    v = v[select(i, ...)]
+  end
+  return v
+end
+
+function M.url_decode(s)
+  s = s:gsub("+", " ")
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+function M.parse_query(q)
+  local out = {}
+  if not q or q == "" then return out end
+  for part in q:gmatch("[^&]+") do
+    local k, v = part:match("^([^=]*)=(.*)$")
+    if not k then k, v = part, "" end
+    out[M.url_decode(k)] = M.url_decode(v)
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,324 @@
+-- Defaulting and validation a real apiserver applies before storing, limited to what clients
+-- (kubectl, atom) observe. Functions mutate the object they are given (owned by the store at
+-- that point) and return an array of metav1.StatusCause tables (empty = valid).
+local util = require "atom.sim.util"
+local selectors = require "atom.sim.selectors"
+
+local M = {}
+
+local function cause(reason, field, message)
+  return { reason = reason, field = field, message = message }
+end
+
+local function is_dns_label(s)
+  return #s >= 1 and #s <= 63 and s:match("^[a-z0-9][-a-z0-9]*$") ~= nil and s:match("[a-z0-9]$") ~= nil
+end
+local function is_dns1035_label(s)
+  return is_dns_label(s) and s:match("^[a-z]") ~= nil
+end
+local function is_dns_subdomain(s)
+  if #s > 253 then return false end
+  for part in (s .. "."):gmatch("([^.]*)%.") do
+    if not is_dns_label(part) then return false end
+  end
+  return true
+end
+M.is_dns_label, M.is_dns_subdomain = is_dns_label, is_dns_subdomain
+
+local PATH_SEGMENT_KINDS = {
+  Role = true, ClusterRole = true, RoleBinding = true, ClusterRoleBinding = true,
+}
+
+local function name_causes(info, name)
+  if name == nil or name == "" then
+    return { cause("FieldValueRequired", "metadata.name", "Required value: name or generateName is required") }
+  end
+  if type(name) ~= "string" then
+    return { cause("FieldValueInvalid", "metadata.name", "Invalid value: name must be a string") }
+  end
+  local ok, what
+  if PATH_SEGMENT_KINDS[info.kind] then
+    ok = name ~= "." and name ~= ".." and not name:find("[/%%]")
+    what = 'may not contain "/" or "%"'
+  elseif info.kind == "Namespace" then
+    ok = is_dns_label(name)
+    what = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+  elseif info.kind == "Service" then
+    ok = is_dns1035_label(name)
+    what = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+  else
+    ok = is_dns_subdomain(name)
+    what = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+  end
+  if not ok then
+    return { cause("FieldValueInvalid", "metadata.name", string.format('Invalid value: "%s": %s', name, what)) }
+  end
+  return {}
+end
+
+local WORKLOADS = { Deployment = true, ReplicaSet = true, StatefulSet = true, DaemonSet = true }
+
+local function template_causes(info, obj, out)
+  local spec = obj.spec
+  if type(spec) ~= "table" then
+    out[#out + 1] = cause("FieldValueRequired", "spec.selector", "Required value")
+    return
+  end
+  local sel = spec.selector
+  if type(sel) ~= "table" then
+    out[#out + 1] = cause("FieldValueRequired", "spec.selector", "Required value")
+  elseif next(sel.matchLabels or {}) == nil and next(sel.matchExpressions or {}) == nil then
+    out[#out + 1] = cause("FieldValueInvalid", "spec.selector", "Invalid value: \"null\": empty selector is invalid for deployment")
+  else
+    local labels = util.get_path(spec, "template", "metadata", "labels") or {}
+    if not selectors.match_label_selector(sel, labels) then
+      out[#out + 1] = cause("FieldValueInvalid", "spec.template.metadata.labels",
+        "Invalid value: " .. selectors.map_string(labels) .. ": `selector` does not match template `labels`")
+    end
+  end
+  local containers = util.get_path(spec, "template", "spec", "containers")
+  if type(containers) ~= "table" or #containers == 0 then
+    out[#out + 1] = cause("FieldValueRequired", "spec.template.spec.containers", "Required value")
+  end
+end
+
+-- Validation on create and on every update.
+function M.object(info, obj)
+  local meta = obj.metadata
+  local out = name_causes(info, meta.name)
+  if info.crd_kind == nil and info.group == "apiextensions.k8s.io" and info.kind == "CustomResourceDefinition" then
+    local spec = obj.spec or {}
+    local want = tostring(util.get_path(spec, "names", "plural")) .. "." .. tostring(spec.group)
+    if meta.name ~= want then
+      out[#out + 1] = cause("FieldValueInvalid", "metadata.name",
+        string.format('Invalid value: "%s": must be spec.names.plural+"."+spec.group', tostring(meta.name)))
+    end
+  end
+  if WORKLOADS[info.kind] and info.group == "apps" then template_causes(info, obj, out) end
+  if info.kind == "Pod" then
+    local cs = util.get_path(obj, "spec", "containers")
+    if type(cs) ~= "table" or #cs == 0 then
+      out[#out + 1] = cause("FieldValueRequired", "spec.containers", "Required value")
+    end
+  end
+  for k, v in pairs(meta.labels or {}) do
+    if type(v) ~= "string" or #v > 63 or (v ~= "" and not v:match("^[%w][%w%-%._]*$")) or (v ~= "" and not v:match("[%w]$")) then
+      out[#out + 1] = cause("FieldValueInvalid", "metadata.labels",
+        string.format('Invalid value: "%s": a valid label must be an empty string or consist of alphanumeric characters, \'-\', \'_\' or \'.\', and must start and end with an alphanumeric character', tostring(v)))
+    end
+    if type(k) ~= "string" then break end
+  end
+  return out
+end
+
+local function differs(a, b) return not util.equal(a, b) end
+
+local STS_MUTABLE = {
+  replicas = true, template = true, updateStrategy = true, ordinals = true,
+  persistentVolumeClaimRetentionPolicy = true, minReadySeconds = true,
+}
+
+-- Immutable fields on update.
+function M.update(info, old, new)
+  local out = {}
+  local k, g = info.kind, info.group
+  local os_, ns_ = old.spec or {}, new.spec or {}
+  if g == "apps" and WORKLOADS[k] then
+    if differs(os_.selector, ns_.selector) then
+      out[#out + 1] = cause("FieldValueInvalid", "spec.selector",
+        "Invalid value: " .. util.encode(ns_.selector or util.null) .. ": field is immutable")
+    end
+  end
+  if g == "apps" and k == "StatefulSet" then
+    local fields = {}
+    for x in pairs(os_) do fields[x] = true end
+    for x in pairs(ns_) do fields[x] = true end
+    for f in pairs(fields) do
+      if not STS_MUTABLE[f] and f ~= "selector" and differs(os_[f], ns_[f]) then
+        out[#out + 1] = cause("FieldValueForbidden", "spec",
+          "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")
+        break
+      end
+    end
+  end
+  if g == "batch" and k == "Job" then
+    if differs(os_.selector, ns_.selector) then
+      out[#out + 1] = cause("FieldValueInvalid", "spec.selector",
+        "Invalid value: " .. util.encode(ns_.selector or util.null) .. ": field is immutable")
+    end
+    if differs(os_.template, ns_.template) then
+      out[#out + 1] = cause("FieldValueInvalid", "spec.template",
+        "Invalid value: " .. util.encode(ns_.template or util.null) .. ": field is immutable")
+    end
+  end
+  if g == "" and k == "Service" then
+    if os_.clusterIP and ns_.clusterIP and os_.clusterIP ~= ns_.clusterIP and os_.clusterIP ~= "" then
+      out[#out + 1] = cause("FieldValueInvalid", "spec.clusterIPs[0]",
+        string.format('Invalid value: []string{"%s"}: may not change once set', tostring(ns_.clusterIP)))
+    end
+  end
+  if g == "" and k == "PersistentVolumeClaim" then
+    local a, b = util.copy(os_), util.copy(ns_)
+    for _, x in ipairs({ a, b }) do
+      if type(x.resources) == "table" then x.resources.requests = nil end
+      x.volumeName = nil
+    end
+    if differs(a, b) then
+      out[#out + 1] = cause("FieldValueForbidden", "spec",
+        "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims")
+    end
+  end
+  if g == "" and (k == "ConfigMap" or k == "Secret") and old.immutable == true then
+    if differs(old.data, new.data) then
+      out[#out + 1] = cause("FieldValueForbidden", "data", "Forbidden: field is immutable when `immutable` is set")
+    end
+    if differs(old.binaryData, new.binaryData) and k == "ConfigMap" then
+      out[#out + 1] = cause("FieldValueForbidden", "binaryData", "Forbidden: field is immutable when `immutable` is set")
+    end
+    if new.immutable ~= true then
+      out[#out + 1] = cause("FieldValueForbidden", "immutable", "Forbidden: field is immutable when `immutable` is set")
+    end
+  end
+  return out
+end
+
+local function default_template(tpl)
+  if type(tpl) ~= "table" then return end
+  local ps = tpl.spec
+  if type(ps) ~= "table" then return end
+  ps.restartPolicy = ps.restartPolicy or "Always"
+  ps.terminationGracePeriodSeconds = ps.terminationGracePeriodSeconds or 30
+  ps.dnsPolicy = ps.dnsPolicy or "ClusterFirst"
+  ps.schedulerName = ps.schedulerName or "default-scheduler"
+  for _, list in ipairs({ ps.containers or {}, ps.initContainers or {} }) do
+    for _, c in ipairs(list) do
+      if type(c) == "table" then
+        for _, p in ipairs(c.ports or {}) do
+          if type(p) == "table" then p.protocol = p.protocol or "TCP" end
+        end
+        c.terminationMessagePath = c.terminationMessagePath or "/dev/termination-log"
+        c.terminationMessagePolicy = c.terminationMessagePolicy or "File"
+        if c.imagePullPolicy == nil and type(c.image) == "string" then
+          local tag = c.image:match(":([^:/]+)$")
+          c.imagePullPolicy = (tag == nil or tag == "latest") and "Always" or "IfNotPresent"
+        end
+      end
+    end
+  end
+end
+
+-- Defaulting on create and update. `alloc_ip()` hands out a fresh ClusterIP.
+function M.default(info, obj, old, alloc_ip)
+  local k, g = info.kind, info.group
+  local spec = obj.spec
+  if g == "apps" and type(spec) == "table" then
+    if k == "Deployment" then
+      if spec.replicas == nil then spec.replicas = 1 end
+      spec.progressDeadlineSeconds = spec.progressDeadlineSeconds or 600
+      spec.revisionHistoryLimit = spec.revisionHistoryLimit or 10
+      if type(spec.strategy) ~= "table" then spec.strategy = {} end
+      spec.strategy.type = spec.strategy.type or "RollingUpdate"
+      if spec.strategy.type == "RollingUpdate" then
+        spec.strategy.rollingUpdate = spec.strategy.rollingUpdate or {}
+        spec.strategy.rollingUpdate.maxUnavailable = spec.strategy.rollingUpdate.maxUnavailable or "25%"
+        spec.strategy.rollingUpdate.maxSurge = spec.strategy.rollingUpdate.maxSurge or "25%"
+      end
+    elseif k == "StatefulSet" then
+      if spec.replicas == nil then spec.replicas = 1 end
+      spec.podManagementPolicy = spec.podManagementPolicy or "OrderedReady"
+      spec.revisionHistoryLimit = spec.revisionHistoryLimit or 10
+      if type(spec.updateStrategy) ~= "table" then spec.updateStrategy = {} end
+      spec.updateStrategy.type = spec.updateStrategy.type or "RollingUpdate"
+      if spec.updateStrategy.type == "RollingUpdate" then
+        spec.updateStrategy.rollingUpdate = spec.updateStrategy.rollingUpdate or {}
+        if spec.updateStrategy.rollingUpdate.partition == nil then
+          spec.updateStrategy.rollingUpdate.partition = 0
+        end
+      end
+      spec.persistentVolumeClaimRetentionPolicy = spec.persistentVolumeClaimRetentionPolicy
+        or { whenDeleted = "Retain", whenScaled = "Retain" }
+    elseif k == "ReplicaSet" then
+      if spec.replicas == nil then spec.replicas = 1 end
+    elseif k == "DaemonSet" then
+      spec.revisionHistoryLimit = spec.revisionHistoryLimit or 10
+      if type(spec.updateStrategy) ~= "table" then spec.updateStrategy = {} end
+      spec.updateStrategy.type = spec.updateStrategy.type or "RollingUpdate"
+      if spec.updateStrategy.type == "RollingUpdate" then
+        spec.updateStrategy.rollingUpdate = spec.updateStrategy.rollingUpdate
+          or { maxUnavailable = 1, maxSurge = 0 }
+      end
+    end
+    default_template(spec.template)
+  elseif g == "batch" and type(spec) == "table" then
+    if k == "Job" then
+      if spec.backoffLimit == nil then spec.backoffLimit = 6 end
+      if spec.completions == nil and spec.parallelism == nil then spec.completions = 1 end
+      if spec.parallelism == nil then spec.parallelism = 1 end
+      spec.completionMode = spec.completionMode or "NonIndexed"
+      if spec.suspend == nil then spec.suspend = false end
+      if spec.manualSelector == nil and type(spec.selector) ~= "table" and old == nil then
+        local uid = obj.metadata.uid
+        spec.selector = { matchLabels = { ["batch.kubernetes.io/controller-uid"] = uid } }
+        local tpl = spec.template or {}
+        spec.template = tpl
+        tpl.metadata = tpl.metadata or {}
+        tpl.metadata.labels = tpl.metadata.labels or {}
+        tpl.metadata.labels["batch.kubernetes.io/controller-uid"] = uid
+        tpl.metadata.labels["controller-uid"] = uid
+        tpl.metadata.labels["batch.kubernetes.io/job-name"] = obj.metadata.name
+        tpl.metadata.labels["job-name"] = obj.metadata.name
+      end
+      default_template(spec.template)
+    elseif k == "CronJob" then
+      spec.concurrencyPolicy = spec.concurrencyPolicy or "Allow"
+      if spec.suspend == nil then spec.suspend = false end
+      spec.successfulJobsHistoryLimit = spec.successfulJobsHistoryLimit or 3
+      spec.failedJobsHistoryLimit = spec.failedJobsHistoryLimit or 1
+      default_template(util.get_path(spec, "jobTemplate", "spec", "template"))
+    end
+  elseif g == "" then
+    if k == "Service" then
+      spec = spec or {}
+      obj.spec = spec
+      spec.type = spec.type or "ClusterIP"
+      spec.sessionAffinity = spec.sessionAffinity or "None"
+      if spec.type ~= "ExternalName" then
+        local old_ip = old and util.get_path(old, "spec", "clusterIP")
+        if spec.clusterIP == nil or spec.clusterIP == "" then
+          spec.clusterIP = old_ip or alloc_ip()
+        end
+        if spec.clusterIP ~= "None" or spec.clusterIPs == nil then
+          spec.clusterIPs = util.array({ spec.clusterIP })
+        end
+        spec.ipFamilies = spec.ipFamilies or util.array({ "IPv4" })
+        spec.ipFamilyPolicy = spec.ipFamilyPolicy or "SingleStack"
+        spec.internalTrafficPolicy = spec.internalTrafficPolicy or "Cluster"
+      end
+      for _, p in ipairs(spec.ports or {}) do
+        if type(p) == "table" then
+          p.protocol = p.protocol or "TCP"
+          if p.targetPort == nil then p.targetPort = p.port end
+        end
+      end
+      if (spec.type == "NodePort" or spec.type == "LoadBalancer") then
+        spec.externalTrafficPolicy = spec.externalTrafficPolicy or "Cluster"
+      end
+    elseif k == "Pod" then
+      default_template({ spec = spec })
+    elseif k == "Secret" then
+      obj.type = obj.type or "Opaque"
+    elseif k == "Namespace" then
+      obj.spec = obj.spec or {}
+      obj.spec.finalizers = obj.spec.finalizers or util.array({ "kubernetes" })
+      obj.status = obj.status or {}
+      obj.status.phase = obj.status.phase or "Active"
+      obj.metadata.labels = obj.metadata.labels or {}
+      obj.metadata.labels["kubernetes.io/metadata.name"] = obj.metadata.name
+    elseif k == "ReplicationController" and type(spec) == "table" then
+      if spec.replicas == nil then spec.replicas = 1 end
+      default_template(spec.template)
+    end
+  end
+end
+
+return M
