@@ -194,11 +194,28 @@ end
 function M.new(opts)
   opts = opts or {}
   local clock = new_clock()
+  local store
+  -- Prefer the real store (atom.sim.store) so the specs exercise it; the
+  -- minimal one above stays for when it is absent or opts.store == "fake".
+  local ok_s, real_store = pcall(require, "atom.sim.store")
+  local ok_r, registry = pcall(require, "atom.sim.registry")
+  if opts.store ~= "fake" and ok_s and ok_r then
+    store = real_store.new{ registry = registry.new(), clock = clock }
+    store.on_error = function(err) error(err) end
+    for _, ns in ipairs({ "default", "kube-system" }) do
+      if not store:create("namespaces", { apiVersion = "v1", kind = "Namespace", metadata = { name = ns } }) then
+        store = nil
+        break
+      end
+    end
+  end
+  store = store or new_store(clock)
+  local sim_util = ok_s and require("atom.sim.util") or { copy = copy }
   local sim = {
     opts = { ready_after = opts.ready_after, nodes = opts.nodes or 3 },
     clock = clock,
-    store = new_store(clock),
-    util = { copy = copy, uid = function() return tostring(math.random(1e9)) end },
+    store = store,
+    util = { copy = sim_util.copy, uid = function() return tostring(math.random(1e9)) end },
     ready_marks = {},
   }
   local rules = opts.rules or {}

@@ -67,9 +67,7 @@ return function(sim)
     end
     st.storedVersions = #stored > 0 and stored or nil
     if not util.equal(st, crd.status) then
-      local upd = util.copy(sim, crd)
-      upd.status = st
-      crd = store:update_status(RK, upd) or crd
+      crd = util.write_status(sim, RK, crd, st) or crd
     end
     if not reason then marks.mark(crd) end
   end

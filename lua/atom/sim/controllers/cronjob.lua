@@ -215,9 +215,7 @@ return function(sim)
     st.active = #refs > 0 and refs or nil
     if last_success then st.lastSuccessfulTime = clock:rfc3339(last_success) end
     if not util.equal(st, cj.status) then
-      local upd = util.copy(sim, cj)
-      upd.status = st
-      store:update_status(RK, upd)
+      util.write_status(sim, RK, cj, st)
     end
   end
 

@@ -107,9 +107,7 @@ return function(sim)
     st.numberUnavailable = desired - available > 0 and (desired - available) or nil
     st.updatedNumberScheduled = updated > 0 and updated or nil
     if not util.equal(st, ds.status) then
-      local upd = util.copy(sim, ds)
-      upd.status = st
-      ds = store:update_status(RK, upd) or ds
+      ds = util.write_status(sim, RK, ds, st) or ds
     end
     if updated >= desired and available >= desired and ready >= desired and current >= desired then
       marks.mark(ds)

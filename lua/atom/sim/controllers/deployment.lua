@@ -35,6 +35,17 @@ return function(sim)
   local store, clock = sim.store, sim.clock
   local timers = util.timers(sim)
   local marks = util.ready_marks(sim, RK)
+  -- The template only changes with the generation, so its hash is kept per
+  -- uid and generation: hashing on every reconcile was the main CPU cost.
+  local hashes = {} -- uid -> { gen, hash }
+  local function template_hash(d)
+    local uid, gen = d.metadata.uid, d.metadata.generation
+    local h = hashes[uid]
+    if h and h[1] == gen then return h[2] end
+    local v = util.template_hash((d.spec or {}).template or {})
+    hashes[uid] = { gen, v }
+    return v
+  end
   local q
   local rsidx = util.child_index(sim, RS_RK, "Deployment", function(ref, child)
     q.add(child.metadata.namespace, ref.name)
@@ -104,7 +115,7 @@ return function(sim)
       if max_surge == 0 and max_unav == 0 then max_unav = 1 end
     end
 
-    local hash = util.template_hash(spec.template or {})
+    local hash = template_hash(d)
     local new_rs, olds, max_rev = nil, {}, 0
     for _, rs in ipairs(rsidx.children(d)) do
       if rs.metadata.deletionTimestamp == nil then
@@ -319,9 +330,7 @@ return function(sim)
     end
 
     if not util.equal(st, d.status) then
-      local upd = util.copy(sim, d)
-      upd.status = st
-      d = store:update_status(RK, upd) or d
+      d = util.write_status(sim, RK, d, st) or d
     end
     if complete and available >= replicas then
       local av = util.get_condition({ status = st }, "Available")
@@ -335,6 +344,7 @@ return function(sim)
     if ev == "DELETED" then
       timers.cancel(obj.metadata.uid)
       marks.forget(obj)
+      hashes[obj.metadata.uid] = nil
       return
     end
     q.add(obj.metadata.namespace, obj.metadata.name)

@@ -80,9 +80,7 @@ return function(sim)
       end
     end
     if not util.equal(st, hpa.status) then
-      local upd = util.copy(sim, hpa)
-      upd.status = st
-      store:update_status(RK, upd)
+      util.write_status(sim, RK, hpa, st)
     end
   end
 
@@ -94,7 +92,7 @@ return function(sim)
       return
     end
     local kind = rk_kind[rk]
-    if not kind then return end
+    if not kind or next(by_target) == nil then return end
     local set = by_target[tkey(obj.metadata.namespace, { kind = kind, name = obj.metadata.name })]
     if set then
       for n in pairs(set) do q.add(obj.metadata.namespace, n) end

@@ -30,9 +30,7 @@ return function(sim)
 
   local function write_status(job, st)
     if util.equal(st, job.status) then return job end
-    local upd = util.copy(sim, job)
-    upd.status = st
-    return store:update_status(RK, upd) or job
+    return util.write_status(sim, RK, job, st) or job
   end
 
   local function schedule_ttl(job)

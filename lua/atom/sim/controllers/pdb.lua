@@ -48,9 +48,7 @@ return function(sim)
     end
     for _, c in ipairs(st.conditions) do c.observedGeneration = pdb.metadata.generation end
     if not util.equal(st, pdb.status) then
-      local upd = util.copy(sim, pdb)
-      upd.status = st
-      store:update_status(RK, upd)
+      util.write_status(sim, RK, pdb, st)
     end
   end
 

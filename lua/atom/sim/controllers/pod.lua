@@ -24,6 +24,13 @@ local function digest(s)
   return table.concat(parts)
 end
 
+-- A 64-hex-digit id from a uid (already random), without hashing per pod.
+local function id_from(uid, n)
+  local hex = tostring(uid):gsub("[^%x]", "")
+  hex = (hex .. string.format("%08x", n or 0)):rep(3)
+  return hex:sub(1, 64)
+end
+
 -- The scenario rule for a pod merges the pod's own rule with its workload's
 -- (ReplicaSet, then the Deployment/CronJob above it): the pod carries the
 -- workload's labels and images, but rules are often written per workload.
@@ -68,18 +75,28 @@ return function(sim)
 
   local function now() return clock:rfc3339(clock:now()) end
 
-  local function container_status(c, state, ready, started, restarts, last)
+  local image_ids = {}
+  local function image_id(full, image)
+    local id = image_ids[image]
+    if not id then
+      id = full:gsub(":[^/]*$", "") .. "@sha256:" .. digest(image)
+      image_ids[image] = id
+    end
+    return id
+  end
+
+  local function container_status(c, state, ready, started, restarts, last, uid, idx)
     local image = c.image or ""
     local full = image:find("/") and image or ("docker.io/library/" .. image)
     -- A container that never started has no container ID yet.
     local cid
     if not (state.waiting and state.waiting.reason ~= "CrashLoopBackOff") then
-      cid = "containerd://" .. digest(c.name .. image .. restarts)
+      cid = "containerd://" .. id_from(uid, idx * 1000 + restarts)
     end
     return {
       name = c.name,
       image = full:find(":") and full or (full .. ":latest"),
-      imageID = (image:find("does%-not%-exist") and "") or (full:gsub(":[^/]*$", "") .. "@sha256:" .. digest(image)),
+      imageID = (image:find("does%-not%-exist") and "") or image_id(full, image),
       containerID = cid,
       ready = ready,
       started = started,
@@ -114,7 +131,7 @@ return function(sim)
       cstate = { waiting = { reason = "CrashLoopBackOff",
         message = "back-off " .. l.backoff .. "s restarting failed container" } }
       last = { terminated = { exitCode = 1, reason = "Error", startedAt = l.started_at or t,
-        finishedAt = t, containerID = "containerd://" .. digest(pod.metadata.uid .. l.restarts) } }
+        finishedAt = t, containerID = "containerd://" .. id_from(pod.metadata.uid, 500 + l.restarts) } }
     elseif stage == "succeeded" or stage == "failed" then
       phase = stage == "succeeded" and "Succeeded" or "Failed"
       started = false
@@ -122,11 +139,12 @@ return function(sim)
         exitCode = stage == "succeeded" and 0 or 1,
         reason = stage == "succeeded" and "Completed" or "Error",
         startedAt = l.started_at or t, finishedAt = t,
-        containerID = "containerd://" .. digest(pod.metadata.uid) } }
+        containerID = "containerd://" .. id_from(pod.metadata.uid, 0) } }
     end
 
     local statuses = {}
-    for _, c in ipairs(spec.containers or {}) do
+    local uid = pod.metadata.uid
+    for i, c in ipairs(spec.containers or {}) do
       local s = cstate
       if waiting_reason then
         local msg = waiting_reason == "ErrImagePull"
@@ -135,12 +153,12 @@ return function(sim)
         s = { waiting = { reason = waiting_reason, message = msg } }
       end
       statuses[#statuses + 1] = container_status(c, util.copy(sim, s), ready, started,
-        l.restarts, last and util.copy(sim, last))
+        l.restarts, last and util.copy(sim, last), uid, i)
     end
     local init_statuses
     if spec.initContainers and #spec.initContainers > 0 then
       init_statuses = {}
-      for _, c in ipairs(spec.initContainers) do
+      for i, c in ipairs(spec.initContainers) do
         local s
         local sidecar = c.restartPolicy == "Always"
         if stage == "creating" then
@@ -152,7 +170,7 @@ return function(sim)
             finishedAt = l.started_at or t } }
         end
         init_statuses[#init_statuses + 1] = container_status(c, s,
-          sidecar and stage ~= "creating", sidecar and stage ~= "creating", 0, nil)
+          sidecar and stage ~= "creating", sidecar and stage ~= "creating", 0, nil, uid, 100 + i)
       end
     end
 
@@ -160,9 +178,14 @@ return function(sim)
     local conds = st.conditions or {}
     local initialized = stage ~= "creating" or not init_statuses
     util.set_condition(conds, "PodReadyToStartContainers", (stage == "creating" or done) and "False" or "True", nil, nil, t)
-    util.set_condition(conds, "Initialized", initialized and "True" or "False",
-      initialized and nil or "ContainersNotInitialized",
-      initialized and nil or "containers with incomplete status: [init]", t)
+    if initialized then
+      util.set_condition(conds, "Initialized", "True", nil, nil, t)
+    else
+      local names = {}
+      for _, c in ipairs(spec.initContainers or {}) do names[#names + 1] = c.name end
+      util.set_condition(conds, "Initialized", "False", "ContainersNotInitialized",
+        "containers with incomplete status: [" .. table.concat(names, " ") .. "]", t)
+    end
     local rreason = done and "PodCompleted" or (not ready and "ContainersNotReady") or nil
     local rmsg
     if not ready and not done then
@@ -187,9 +210,7 @@ return function(sim)
     st.qosClass = qos_class(spec)
     st.containerStatuses = statuses
     st.initContainerStatuses = init_statuses
-    pod = util.copy(sim, pod)
-    pod.status = st
-    return store:update_status(RK, pod)
+    return util.write_status(sim, RK, pod, st)
   end
 
   local function current(l)

@@ -87,7 +87,6 @@ return function(sim)
     local upd = util.copy(sim, pvc)
     upd.spec = upd.spec or {}
     upd.spec.volumeName = pv_name
-    if class ~= "" and upd.spec.storageClassName == nil then upd.spec.storageClassName = class end
     upd.metadata.annotations = upd.metadata.annotations or {}
     upd.metadata.annotations["pv.kubernetes.io/bind-completed"] = "yes"
     upd.metadata.annotations["pv.kubernetes.io/bound-by-controller"] = "yes"

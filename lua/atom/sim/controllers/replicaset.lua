@@ -90,10 +90,12 @@ local function setup(sim, rk, kind, api_version)
     st.readyReplicas = ready
     st.availableReplicas = available
     st.observedGeneration = rs.metadata.generation
+    -- These are omitempty in the API: a real server never shows them as 0.
+    for _, f in ipairs({ "fullyLabeledReplicas", "readyReplicas", "availableReplicas" }) do
+      if st[f] == 0 then st[f] = nil end
+    end
     if not util.equal(st, rs.status) then
-      local upd = util.copy(sim, rs)
-      upd.status = st
-      rs = store:update_status(rk, upd) or rs
+      rs = util.write_status(sim, rk, rs, st) or rs
     end
     if #active == want and available >= want then
       marks.mark(rs)

@@ -30,9 +30,7 @@ return function(sim)
     local st = util.copy(sim, svc.status or {})
     st.loadBalancer = { ingress = { { ip = ip, ipMode = "VIP" } } }
     if not util.equal(st, svc.status) then
-      local upd = util.copy(sim, svc)
-      upd.status = st
-      svc = store:update_status(RK, upd) or svc
+      svc = util.write_status(sim, RK, svc, st) or svc
     end
     marks.mark(svc)
   end

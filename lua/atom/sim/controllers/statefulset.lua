@@ -191,9 +191,7 @@ return function(sim)
     st.updateRevision = update_rev
     st.collisionCount = st.collisionCount or 0
     if not util.equal(st, s.status) then
-      local upd = util.copy(sim, s)
-      upd.status = st
-      s = store:update_status(RK, upd) or s
+      s = util.write_status(sim, RK, s, st) or s
     end
     if ready >= replicas and count == replicas and updated >= replicas - partition
       and (partition > 0 or current_rev == update_rev) then
