@@ -66,11 +66,21 @@ function Sim:_auto_establish(typ, obj)
   self.store:update_status(CRD_RK, c)
 end
 
-function Sim:_seed(nodes)
+function Sim:_seed()
   local store = self.store
   for _, ns in ipairs({ "default", "kube-system", "kube-public", "kube-node-lease" }) do
     store:create("namespaces", { apiVersion = "v1", kind = "Namespace", metadata = { name = ns } })
   end
+  store:create("services", { apiVersion = "v1", kind = "Service",
+    metadata = { name = "kubernetes", namespace = "default",
+      labels = { component = "apiserver", provider = "kubernetes" } },
+    spec = { clusterIP = "10.96.0.1", ports = util.array({ { name = "https", port = 443, protocol = "TCP", targetPort = 6443 } }) } })
+end
+
+-- Nodes, unless the node controller already made them.
+function Sim:_seed_nodes(nodes)
+  local store = self.store
+  if #store:list("nodes") > 0 then return end
   local now = self.clock:rfc3339()
   for i = 1, nodes do
     local name = "sim-node-" .. i
@@ -89,10 +99,6 @@ function Sim:_seed(nodes)
           containerRuntimeVersion = "sim://1.0", operatingSystem = "linux", architecture = "amd64" },
       } })
   end
-  store:create("services", { apiVersion = "v1", kind = "Service",
-    metadata = { name = "kubernetes", namespace = "default",
-      labels = { component = "apiserver", provider = "kubernetes" } },
-    spec = { clusterIP = "10.96.0.1", ports = util.array({ { name = "https", port = 443, protocol = "TCP", targetPort = 6443 } }) } })
 end
 
 function Sim:_load_controllers()
@@ -144,8 +150,11 @@ function M.new(opts)
   self.store:subscribe(function(typ, rk, obj)
     if rk == CRD_RK then self:_on_crd(typ, obj) end
   end)
-  self:_seed(opts.nodes or 3)
-  self.controllers_loaded = self:_load_controllers()
+  self:_seed()
+  -- opts.controllers = false runs the bare API machinery (used by its own specs)
+  self.controllers_loaded = opts.controllers ~= false and self:_load_controllers() or false
+  self.store.wait_namespace_finalizer = self.controllers_loaded
+  self:_seed_nodes(opts.nodes or 3)
   if not self.controllers_loaded or opts.auto_establish_crds then
     self.store:subscribe(function(typ, rk, obj)
       if rk == CRD_RK then self:_auto_establish(typ, obj) end

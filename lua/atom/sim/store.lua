@@ -113,21 +113,20 @@ function M:_emit(typ, rk, obj, old)
     self.hist[self.hist_first] = nil
     self.hist_first = self.hist_first + 1
   end
-  self.queue[#self.queue + 1] = ev
+  self.qtail = (self.qtail or 0) + 1
+  self.queue[self.qtail] = ev
   if self.dispatching then return end
   self.dispatching = true
-  local i = self.qhead
-  while self.queue[i] do
-    local e = self.queue[i]
-    self.queue[i] = nil
-    i = i + 1
-    self.qhead = i
+  while self.qhead <= self.qtail do
+    local e = self.queue[self.qhead]
+    self.queue[self.qhead] = nil
+    self.qhead = self.qhead + 1
     for _, fn in ipairs(self.subs) do
       local ok, err = pcall(fn, e.type, e.rk, e.obj, e.old)
       if not ok and self.on_error then self.on_error(err) end
     end
   end
-  self.queue, self.qhead = {}, 1
+  self.queue, self.qhead, self.qtail = {}, 1, 0
   self.dispatching = false
 end
 
@@ -328,7 +327,8 @@ function M:update(rk, obj, opts)
   new.metadata.resourceVersion = cur.metadata.resourceVersion
   if util.equal(new, cur) then return cur end
   if opts.dry_run then return new end
-  if new.metadata.deletionTimestamp and (new.metadata.finalizers == nil or #new.metadata.finalizers == 0) then
+  if new.metadata.deletionTimestamp and (new.metadata.finalizers == nil or #new.metadata.finalizers == 0)
+    and (rk ~= "namespaces" or self:_namespace_can_go(new)) then
     return self:_remove(rk, info, new, cur)
   end
   new.metadata.resourceVersion = tostring(self:_bump())
@@ -407,10 +407,18 @@ function M:namespace_empty(ns)
   return true
 end
 
+-- A terminating namespace goes once it is empty and, when a namespace controller runs
+-- (`wait_namespace_finalizer`), once that controller has cleared spec.finalizers.
+function M:_namespace_can_go(nso)
+  if not self:namespace_empty(nso.metadata.name) then return false end
+  local f = nso.spec and nso.spec.finalizers
+  return not (self.wait_namespace_finalizer and f and #f > 0)
+end
+
 function M:_check_namespace(ns)
   local nso = self:get("namespaces", nil, ns)
   if not nso or not nso.metadata.deletionTimestamp then return end
-  if not self:namespace_empty(ns) then return end
+  if not self:_namespace_can_go(nso) then return end
   local c = util.copy(nso)
   c.spec = c.spec or {}
   c.spec.finalizers = nil
