@@ -1,0 +1,80 @@
+-- atom.release.hooks: runs a release's user hooks under the budgets and gives them the
+-- helpers the engine's ctx lacks.
+--
+-- hooks.run(release, phase, state_name, ctx) -> true | nil, message
+--   phase "before" | "after". No hook for that state: true. The engine's ctx
+--   ({ release, version, from, to, log, event, kube }) is copied and extended (the
+--   engine's table is not changed) with:
+--     ctx.namespace                      the release namespace
+--     ctx.run_job(job, { timeout = s, keep = bool }) -> true | nil, message  (jobs.lua)
+--     ctx.http{ method =, url =, headers =, body = string|table (JSON), timeout = }
+--         -> status, body | nil, message       (atom.http, the kube client's transport)
+--   An error names the hook, its file:line and carries the traceback; a hook stopped by
+--   a budget is reported the same way, naming the budget.
+-- hooks.context(ctx, release) -> the extended copy (for callers that run helpers outside
+--   a hook, e.g. specs).
+local jobs = require "atom.release.jobs"
+
+local hooks = {}
+
+local function http_request(req)
+  if type(req) ~= "table" or type(req.url) ~= "string" then
+    return nil, "ctx.http: want { url = \"https://...\", method =, headers =, body = }"
+  end
+  local origin, path = req.url:match("^(https?://[^/]+)(.*)$")
+  if not origin then return nil, "ctx.http: not an http(s) URL: " .. req.url end
+  local ok, http = pcall(require, "atom.http")
+  if not ok then return nil, "ctx.http: atom.http is not available: " .. tostring(http) end
+  local headers = {}
+  for k, v in pairs(req.headers or {}) do headers[k] = v end
+  local body = req.body
+  if type(body) == "table" then
+    body = require("atom.json").encode(body)
+    if headers["Content-Type"] == nil then headers["Content-Type"] = "application/json" end
+  end
+  local conn = http.new{ server = origin, timeout = req.timeout or 10, retries = req.retries or 2 }
+  local done = conn:request{ method = req.method or (body and "POST" or "GET"),
+    path = path ~= "" and path or "/", headers = headers, body = body }
+  conn:close()
+  if done.error and (done.status or 0) == 0 then
+    return nil, string.format("%s %s: %s", req.method or "POST", req.url, done.error)
+  end
+  return done.status, done.body
+end
+
+function hooks.context(ctx, release)
+  local out = {}
+  for k, v in pairs(ctx or {}) do out[k] = v end
+  out.namespace = out.namespace or (release and release.namespace)
+  out.log = out.log or function(msg) io.stderr:write(tostring(msg), "\n") end
+  out.event = out.event or function() end
+  if out.run_job == nil then
+    out.run_job = function(job, opts)
+      if out.kube == nil then return nil, "ctx.run_job: no cluster client in this context" end
+      opts = opts or {}
+      return jobs.run(out.kube, job, { timeout = opts.timeout, keep = opts.keep,
+        namespace = out.namespace, log = out.log })
+    end
+  end
+  out.http = out.http or http_request
+  return out
+end
+
+function hooks.run(release, phase, state_name, ctx)
+  local set = release.hooks and release.hooks[phase]
+  local fn = set and set[state_name]
+  if fn == nil then return true end
+  local script = require "atom.release.script"
+  local name = string.format("hook %s %s (%s)", phase, state_name, script.fn_where(fn))
+  local limits = release.limits
+  local seconds = limits.hook_seconds or limits.seconds
+  local ok, a, kind = release:call(seconds, fn, hooks.context(ctx, release))
+  if ok then return true end
+  local budget = script.budget_text(kind, limits, seconds)
+  if budget then
+    return nil, string.format("%s was stopped: it %s\n%s", name, budget, script.trim_traceback(a))
+  end
+  return nil, string.format("%s failed: %s", name, script.trim_traceback(a))
+end
+
+return hooks

@@ -1,0 +1,463 @@
+-- atom.release.script: loads and validates a release script; the release it returns is
+-- what the engine drives.
+--
+-- script.load(path, opts) -> release | nil, err
+--   opts: allow_exec, allow_read_outside (the --allow-* flags), limits (flag overrides of
+--   the script's limits), namespace (the -n override), log = function(line) (script
+--   print/atom.log output; stderr by default), hooks_dir (where atom.hooks.* live).
+--   err = { kind = "invalid", message = "file:line: what is wrong", traceback = string|nil }
+--   Nothing here touches a cluster.
+--
+-- release = { name, namespace, deadline, rollback_deadline, history_limit,
+--   objects = { { object =, source = "file:line" }, ... }, readiness, hooks = { before, after },
+--   policy, limits = { instructions, seconds, heap, hook_seconds }, script_path,
+--   script_digest, dir } with methods check, run_hook and decide (below). Every call into
+--   user Lua runs through atom.host.call under limits; user functions never raise into the
+--   engine.
+local core = require "atom.core"
+local host = require "atom.host"
+local readiness = require "atom.readiness"
+local policy_mod = require "atom.policy"
+local sandbox = require "atom.release.sandbox"
+local atom_mod = require "atom"
+
+local script = {}
+
+script.DEFAULT_LIMITS = {
+  instructions = 50000000, -- per call; a busy loop stops in well under a minute
+  seconds = 10,            -- wall time per call of a check, policy or the script itself
+  heap = 256 * 1024 * 1024, -- heap growth allowed during one call
+  -- hook_seconds: wall time per hook call; hooks wait on the cluster (Jobs), so it
+  -- defaults to the release deadline.
+}
+
+script.STATES = { "Pending", "Updating", "Running", "Cancelled", "Deadline", "Error", "Rollback",
+  "Reverted", "Failure" }
+local STATE_SET = {}
+for _, s in ipairs(script.STATES) do STATE_SET[s] = true end
+
+local KNOWN_FIELDS = { name = true, namespace = true, deadline = true, rollback_deadline = true,
+  history_limit = true, objects = true, readiness = true, hooks = true, policy = true,
+  limits = true, description = true }
+
+local LIMIT_FIELDS = { instructions = true, seconds = true, heap = true, hook_seconds = true }
+
+-- Names RBAC kinds may carry (path segments, e.g. "system:controller:foo").
+local PATH_SEGMENT_KINDS = { Role = true, ClusterRole = true, RoleBinding = true,
+  ClusterRoleBinding = true }
+local LABEL_KINDS = { Namespace = true, Service = true }
+
+local function is_label(s)
+  return type(s) == "string" and #s <= 63 and s:match("^[a-z0-9]$") ~= nil
+    or type(s) == "string" and #s <= 63 and s:match("^[a-z0-9][-a-z0-9]*[a-z0-9]$") ~= nil
+end
+
+local function is_subdomain(s)
+  if type(s) ~= "string" or #s == 0 or #s > 253 then return false end
+  for part in (s .. "."):gmatch("([^.]*)%.") do
+    if not is_label(part) then return false end
+  end
+  return s:sub(-1) ~= "."
+end
+
+local function show(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  return tostring(v)
+end
+
+local function group_of(api_version)
+  return type(api_version) == "string" and api_version:match("^(.*)/[^/]*$") or ""
+end
+
+local function first_line(msg)
+  msg = tostring(msg)
+  return msg:match("^([^\n]*)") or msg
+end
+
+-- Drops the frames below the budgeted call (atom's own machinery) from a traceback.
+local function trim_traceback(msg)
+  msg = tostring(msg)
+  local cut = msg:find("\n%s*%[C%]: in function 'atom%.host%.call'")
+  if cut then msg = msg:sub(1, cut - 1) end
+  return msg
+end
+
+local function fn_where(fn)
+  local info = debug.getinfo(fn, "S")
+  if info and info.what ~= "C" and info.linedefined and info.linedefined > 0 then
+    return info.short_src .. ":" .. info.linedefined
+  end
+  return "?"
+end
+
+local function budget_text(kind, limits, seconds)
+  if kind == "instruction" then
+    return string.format("ran out of its instruction budget (limits.instructions = %d)", limits.instructions)
+  elseif kind == "time" then
+    return string.format("ran out of its wall-time budget (%g s)", seconds)
+  elseif kind == "memory" then
+    return string.format("reached the Lua heap ceiling (limits.heap = %d bytes)", limits.heap)
+  end
+  return nil
+end
+
+-- Helpers for naming lines of the script text in errors about its fields.
+local function text_index(text)
+  local lines = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  local idx = { lines = lines }
+  -- The first line that assigns `key =` (or ["key"] =), else fallback.
+  function idx.field(key, fallback)
+    local plain = "^%s*" .. key:gsub("%p", "%%%0") .. "%s*="
+    local quoted = "%[%s*[\"']" .. key:gsub("%p", "%%%0") .. "[\"']%s*%]%s*="
+    for i, l in ipairs(lines) do
+      if l:match(plain) or l:find(quoted) or l:find("[{,]%s*" .. key:gsub("%p", "%%%0") .. "%s*=") then
+        return i
+      end
+    end
+    return fallback or 1
+  end
+  -- The first line holding the string literal s.
+  function idx.literal(s, fallback)
+    if type(s) ~= "string" then return fallback end
+    for i, l in ipairs(lines) do
+      if l:find('"' .. s .. '"', 1, true) or l:find("'" .. s .. "'", 1, true) then return i end
+    end
+    return fallback
+  end
+  function idx.last_return()
+    for i = #lines, 1, -1 do
+      if lines[i]:match("^%s*return[%s{(]") or lines[i]:match("^%s*return$") then return i end
+    end
+    for i = #lines, 1, -1 do
+      if lines[i]:match("%S") then return i end
+    end
+    return 1
+  end
+  return idx
+end
+
+local Invalid = {}
+local function invalid(message, traceback)
+  error(setmetatable({ kind = "invalid", message = message, traceback = traceback }, Invalid), 0)
+end
+
+local function merge_limits(...)
+  local out = {}
+  for k, v in pairs(script.DEFAULT_LIMITS) do out[k] = v end
+  for i = 1, select("#", ...) do
+    local t = select(i, ...)
+    if type(t) == "table" then
+      for k, v in pairs(t) do out[k] = v end
+    end
+  end
+  return out
+end
+
+local function check_limits(t, where)
+  if t == nil then return end
+  if type(t) ~= "table" then invalid(where .. ": limits must be a table, got " .. type(t)) end
+  for k, v in pairs(t) do
+    if not LIMIT_FIELDS[k] then
+      invalid(string.format("%s: limits.%s is not a limit (want instructions, seconds, heap or hook_seconds)",
+        where, tostring(k)))
+    end
+    if type(v) ~= "number" or v <= 0 or v ~= v then
+      invalid(string.format("%s: limits.%s must be a positive number, got %s", where, k, show(v)))
+    end
+  end
+end
+
+-- Lists of objects in any nesting; a table with kind, apiVersion or metadata, or one
+-- atom.yaml produced, is an object.
+local function flatten(value, out, path, is_object)
+  if type(value) ~= "table" then
+    return path .. " is a " .. type(value) .. ", not an object or a list of objects"
+  end
+  if is_object(value) then
+    out[#out + 1] = { object = value, path = path }
+    return nil
+  end
+  local n = 0
+  for k in pairs(value) do
+    n = n + 1
+    if math.type(k) ~= "integer" then
+      return path .. " is neither an object (no apiVersion or kind) nor a list of objects (key " .. show(k) .. ")"
+    end
+  end
+  for i = 1, #value do
+    local err = flatten(value[i], out, path .. "[" .. i .. "]", is_object)
+    if err then return err end
+  end
+  if n ~= #value then return path .. " has holes (nil entries)" end
+  return nil
+end
+
+local function validate_object(entry, ctx)
+  local obj, src = entry.object, entry.source
+  local doc = entry.doc and ("document " .. entry.doc) or ("object " .. entry.path)
+  if type(obj.kind) ~= "string" or obj.kind == "" then
+    invalid(string.format("%s: %s has no kind", src, doc))
+  end
+  if type(obj.apiVersion) ~= "string" or obj.apiVersion == "" then
+    invalid(string.format("%s: %s (%s) has no apiVersion", src, doc, obj.kind))
+  end
+  local meta = obj.metadata
+  if type(meta) ~= "table" or type(meta.name) ~= "string" or meta.name == "" then
+    if type(meta) == "table" and meta.generateName then
+      invalid(string.format("%s: %s (%s) uses metadata.generateName; a release needs fixed names",
+        src, doc, obj.kind))
+    end
+    invalid(string.format("%s: %s (%s) has no metadata.name", src, doc, obj.kind))
+  end
+  local name, kind = meta.name, obj.kind
+  if LABEL_KINDS[kind] and group_of(obj.apiVersion) == "" then
+    if not is_label(name) then
+      invalid(string.format("%s: %s name %s is not a valid DNS label (lowercase letters, digits and '-', at most 63)",
+        src, kind, show(name)))
+    end
+  elseif PATH_SEGMENT_KINDS[kind] then
+    if name == "." or name == ".." or name:find("[/%%]") then
+      invalid(string.format("%s: %s name %s may not be '.', '..' or contain '/' or '%%'", src, kind, show(name)))
+    end
+  elseif not is_subdomain(name) then
+    invalid(string.format("%s: %s name %s is not a valid DNS subdomain (lowercase letters, digits, '-' and '.', at most 253)",
+      src, kind, show(name)))
+  end
+  local ns = meta.namespace
+  if ns ~= nil and not is_label(ns) then
+    invalid(string.format("%s: %s/%s namespace %s is not a valid DNS label", src, kind, name, show(ns)))
+  end
+  local annotations = type(meta.annotations) == "table" and meta.annotations or {}
+  local cond = annotations["atom.conditions"]
+  if cond ~= nil then
+    local ok, perr = pcall(readiness.parse_conditions, cond)
+    if not ok then invalid(string.format("%s: %s/%s: %s", src, kind, name, tostring(perr))) end
+  end
+  local key = table.concat({ group_of(obj.apiVersion), kind, ns or ctx.namespace, name }, "\0")
+  local first = ctx.seen[key]
+  if first then
+    local g = group_of(obj.apiVersion)
+    invalid(string.format("%s: duplicate object %s%s %s/%s (first defined at %s)", src, kind,
+      g ~= "" and "." .. g or "", ns or ctx.namespace, name, first))
+  end
+  ctx.seen[key] = src
+end
+
+-- ---- the release's methods -------------------------------------------------
+
+local Release = {}
+Release.__index = Release
+
+-- Readiness of one live object, user overrides included (they run under the budgets).
+function Release:check(obj, ctx)
+  return readiness.check(obj, self._checks, ctx)
+end
+
+-- Runs the user's hook for (phase, state) if any. ctx is the engine's; hooks.lua adds
+-- run_job and http to it.
+function Release:run_hook(phase, state_name, ctx)
+  return require("atom.release.hooks").run(self, phase, state_name, ctx)
+end
+
+-- The policy's answer to a failure. A policy that errors, runs out of budget or answers
+-- nonsense gives "rollback" (the safe default) and the reason as a second value.
+function Release:decide(failure)
+  local limits = self.limits
+  local ok, answer, kind = host.call({ instructions = limits.instructions, seconds = limits.seconds,
+    heap = limits.heap }, policy_mod.decide, self.policy, failure)
+  if ok then return answer end
+  local where = type(self.policy) == "function" and fn_where(self.policy) or tostring(self.policy)
+  local why = budget_text(kind, limits, limits.seconds) or first_line(answer)
+  return "rollback", string.format("policy (%s) failed, rolling back: %s", where, why)
+end
+
+-- Calls fn under the release's budgets; returns true, results... | false, message, kind.
+function Release:call(seconds, fn, ...)
+  local limits = self.limits
+  return host.call({ instructions = limits.instructions, seconds = seconds or limits.seconds,
+    heap = limits.heap }, fn, ...)
+end
+
+script.budget_text = budget_text
+script.fn_where = fn_where
+script.first_line = first_line
+script.trim_traceback = trim_traceback
+
+local function wrap_checks(release, overrides)
+  if overrides == nil then return nil end
+  local wrapped = {}
+  for key, fn in pairs(overrides) do
+    local where = fn_where(fn)
+    wrapped[key] = function(obj, ctx)
+      local ok, a, b = release:call(nil, fn, obj, ctx)
+      if ok then return a, b end
+      local why = budget_text(b, release.limits, release.limits.seconds) or first_line(a)
+      return "failed", string.format("readiness check %s (%s) failed: %s", key, where, why)
+    end
+  end
+  return wrapped
+end
+
+-- ---- loading ------------------------------------------------------------------
+
+local function read_all(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function do_load(path, opts)
+  local text, rerr = read_all(path)
+  if not text then invalid(string.format("%s:1: cannot read the script: %s", path, tostring(rerr))) end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  if dir == "" then dir = "/" end
+  local idx = text_index(text)
+
+  check_limits(opts.limits, "flags")
+  local load_limits = merge_limits(opts.limits)
+  local env, atom = sandbox.new{ dir = dir, script = path, allow_exec = opts.allow_exec,
+    allow_read_outside = opts.allow_read_outside, log = opts.log, hooks_dir = opts.hooks_dir }
+
+  local chunk, serr = load(text, "@" .. path, "t", env)
+  if not chunk then invalid(tostring(serr)) end
+  local ok, t, kind = host.call({ instructions = load_limits.instructions,
+    seconds = load_limits.seconds, heap = load_limits.heap }, chunk)
+  if not ok then
+    if atom.invalid then invalid(atom.invalid) end
+    local budget = budget_text(kind, load_limits, load_limits.seconds)
+    local msg = first_line(t)
+    if budget then
+      if not msg:match("^[^:]+:%d+:") then msg = path .. ":" .. idx.last_return() .. ": " .. msg end
+      msg = msg .. ": the script " .. budget
+    end
+    invalid(msg, trim_traceback(t))
+  end
+  local at = function(key) return path .. ":" .. idx.field(key, idx.last_return()) end
+  if type(t) ~= "table" then
+    invalid(string.format("%s:%d: the script must return the release table, got %s", path, idx.last_return(),
+      t == nil and "nothing" or type(t)))
+  end
+  for k in pairs(t) do
+    if not KNOWN_FIELDS[k] then
+      invalid(string.format("%s: unknown release field %s (want name, namespace, deadline, rollback_deadline, "
+        .. "history_limit, objects, readiness, hooks, policy, limits)", at(tostring(k)), show(k)))
+    end
+  end
+
+  if t.name == nil then invalid(at("name") .. ": the release has no name") end
+  if not is_label(t.name) then
+    invalid(string.format("%s: release name %s is not a valid DNS label (lowercase letters, digits and '-', at most 63)",
+      at("name"), show(t.name)))
+  end
+  local namespace = opts.namespace or t.namespace or "default"
+  if not is_label(namespace) then
+    invalid(string.format("%s: namespace %s is not a valid DNS label", at("namespace"), show(namespace)))
+  end
+  local function positive(key, default)
+    local v = t[key]
+    if v == nil then return default end
+    if type(v) ~= "number" or v <= 0 or v ~= v or v == math.huge then
+      invalid(string.format("%s: %s must be a positive number of seconds, got %s", at(key), key, show(v)))
+    end
+    return v
+  end
+  local deadline = positive("deadline", 300)
+  local rollback_deadline = positive("rollback_deadline", deadline)
+  local history_limit = t.history_limit or 10
+  if math.type(history_limit) ~= "integer" and not (type(history_limit) == "number"
+      and history_limit == math.floor(history_limit)) or history_limit < 1 then
+    invalid(string.format("%s: history_limit must be a positive integer, got %s", at("history_limit"),
+      show(history_limit)))
+  end
+
+  check_limits(t.limits, at("limits"))
+  local limits = merge_limits({ hook_seconds = deadline }, t.limits, opts.limits)
+
+  -- objects
+  if t.objects == nil then invalid(at("objects") .. ": the release has no objects") end
+  local flat = {}
+  local ferr = flatten(t.objects, flat, "objects", function(v)
+    return atom.source_of(v) ~= nil or v.kind ~= nil or v.apiVersion ~= nil or v.metadata ~= nil
+  end)
+  if ferr then invalid(at("objects") .. ": " .. ferr) end
+  if #flat == 0 then invalid(at("objects") .. ": the release has no objects") end
+  local vctx = { seen = {}, namespace = namespace }
+  local objects = {}
+  local objects_line = idx.field("objects", idx.last_return())
+  for i, e in ipairs(flat) do
+    local src, info = atom.source_of(e.object)
+    if src then
+      e.source, e.doc = src, info.doc
+    else
+      local meta = type(e.object.metadata) == "table" and e.object.metadata or {}
+      e.source = path .. ":" .. idx.literal(meta.name, objects_line)
+    end
+    validate_object(e, vctx)
+    objects[i] = { object = e.object, source = e.source }
+  end
+
+  -- readiness overrides
+  if t.readiness ~= nil then
+    local rok, rerr2 = pcall(readiness.validate_overrides, t.readiness)
+    if not rok then
+      local key = tostring(rerr2):match('override key "([^"]*)"') or tostring(rerr2):match('override "([^"]*)"')
+      local line = key and idx.literal(key, nil) or idx.field("readiness")
+      invalid(string.format("%s:%d: %s", path, line, tostring(rerr2)))
+    end
+  end
+
+  -- hooks
+  local hooks = { before = {}, after = {} }
+  if t.hooks ~= nil then
+    if type(t.hooks) ~= "table" then invalid(at("hooks") .. ": hooks must be a table, got " .. type(t.hooks)) end
+    for phase, set in pairs(t.hooks) do
+      if phase ~= "before" and phase ~= "after" then
+        invalid(string.format("%s: hooks.%s: want hooks.before or hooks.after", at(tostring(phase)), tostring(phase)))
+      end
+      if type(set) ~= "table" then
+        invalid(string.format("%s: hooks.%s must be a table keyed by state name", at(phase), phase))
+      end
+      for state, fn in pairs(set) do
+        if not STATE_SET[state] then
+          invalid(string.format("%s: hooks.%s.%s is not a state (want one of %s)", at(tostring(state)), phase,
+            tostring(state), table.concat(script.STATES, ", ")))
+        end
+        if type(fn) ~= "function" then
+          invalid(string.format("%s: hooks.%s.%s must be a function, got %s", at(state), phase, state, type(fn)))
+        end
+        hooks[phase][state] = fn
+      end
+    end
+  end
+
+  -- policy
+  local pok, perr = pcall(policy_mod.resolve, t.policy)
+  if not pok then invalid(string.format("%s: %s", at("policy"), tostring(perr):gsub("^[^:]*:%d+: ", ""))) end
+
+  local release = setmetatable({
+    name = t.name, namespace = namespace, deadline = deadline, rollback_deadline = rollback_deadline,
+    history_limit = math.tointeger(history_limit), objects = objects, readiness = t.readiness,
+    hooks = hooks, policy = t.policy, limits = limits, script_path = path,
+    script_digest = core.sha256_hex(text), dir = dir, description = t.description,
+  }, Release)
+  release._checks = wrap_checks(release, t.readiness)
+  return release
+end
+
+function script.load(path, opts)
+  if type(path) ~= "string" then
+    return nil, { kind = "invalid", message = "script.load: path must be a string" }
+  end
+  local ok, result = pcall(do_load, path, opts or {})
+  if ok then return result end
+  if getmetatable(result) == Invalid then
+    return nil, { kind = "invalid", message = result.message, traceback = result.traceback }
+  end
+  -- A bug of ours, not the user's: say so rather than blame the script.
+  return nil, { kind = "internal", message = path .. ": internal error while loading: " .. tostring(result) }
+end
+
+return script
