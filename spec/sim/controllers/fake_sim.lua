@@ -190,41 +190,60 @@ local function new_store(clock)
   return s
 end
 
--- opts: ready_after, nodes, rules (array of {match = fn(obj), rule = {...}})
-function M.new(opts)
-  opts = opts or {}
-  local clock = new_clock()
-  local store
-  -- Prefer the real store (atom.sim.store) so the specs exercise it; the
-  -- minimal one above stays for when it is absent or opts.store == "fake".
-  local ok_s, real_store = pcall(require, "atom.sim.store")
-  local ok_r, registry = pcall(require, "atom.sim.registry")
-  if opts.store ~= "fake" and ok_s and ok_r then
-    store = real_store.new{ registry = registry.new(), clock = clock }
-    store.on_error = function(err) error(err) end
-    for _, ns in ipairs({ "default", "kube-system" }) do
-      if not store:create("namespaces", { apiVersion = "v1", kind = "Namespace", metadata = { name = ns } }) then
-        store = nil
-        break
-      end
+-- Scenario rules in the real scenario format: { kind = ..., name = ...,
+-- <rule fields> }, names matched exactly or as a prefix when ending in "*".
+local function rule_matches(r, obj)
+  local meta = obj.metadata or {}
+  if r.kind and r.kind ~= obj.kind then return false end
+  if r.name then
+    local prefix = r.name:match("^(.*)%*$")
+    if prefix then
+      if (meta.name or ""):sub(1, #prefix) ~= prefix then return false end
+    elseif r.name ~= meta.name then
+      return false
     end
   end
-  store = store or new_store(clock)
-  local sim_util = ok_s and require("atom.sim.util") or { copy = copy }
+  return true
+end
+
+-- opts: ready_after, nodes, rules (array, real scenario format), store = "fake"
+-- to force the minimal store. Uses the real atom.sim (with the controllers it
+-- loads itself) when it is available, so the specs exercise the real store.
+function M.new(opts)
+  opts = opts or {}
+  local rules = opts.rules or {}
+  local ok, simmod = pcall(require, "atom.sim")
+  local okl, loopmod = pcall(require, "sim.fake_loop")
+  if opts.store ~= "fake" and not os.getenv("ATOM_SPEC_FAKE_STORE") and ok and okl then
+    local loop = loopmod.new()
+    local okn, sim = pcall(simmod.new, { loop = loop, ready_after = opts.ready_after, nodes = opts.nodes or 3 })
+    if okn and sim then
+      for _, r in ipairs(rules) do sim.scenario.rules[#sim.scenario.rules + 1] = r end
+      sim.clock.advance = function(_, dt) loop.advance(dt) end
+      sim.ready_marks = sim.ready_times
+      sim.real = true
+      return sim
+    end
+  end
+  local clock = new_clock()
   local sim = {
     opts = { ready_after = opts.ready_after, nodes = opts.nodes or 3 },
     clock = clock,
-    store = store,
-    util = { copy = sim_util.copy, uid = function() return tostring(math.random(1e9)) end },
+    store = new_store(clock),
+    util = { copy = copy, uid = function() return tostring(math.random(1e9)) end },
     ready_marks = {},
   }
-  local rules = opts.rules or {}
   sim.scenario = {
     rule_for = function(_, obj)
+      local out = {}
       for _, r in ipairs(rules) do
-        if r.match(obj) then return r.rule end
+        if rule_matches(r, obj) then
+          for k, v in pairs(r) do
+            if k ~= "kind" and k ~= "name" then out[k] = v end
+          end
+        end
       end
-      return {}
+      return out
     end,
   }
   function sim:mark_ready(rk, obj)
@@ -233,10 +252,13 @@ function M.new(opts)
   return sim
 end
 
--- Load every controller listed by atom.sim.controllers into sim.
+-- Load every controller listed by atom.sim.controllers into sim (the real sim
+-- has already loaded them), then run what is due now.
 function M.start(sim)
-  for _, name in ipairs(require("atom.sim.controllers")) do
-    require(name)(sim)
+  if not sim.real then
+    for _, name in ipairs(require("atom.sim.controllers")) do
+      require(name)(sim)
+    end
   end
   sim.clock:advance(0)
   return sim

@@ -61,7 +61,7 @@ describe("pod controller", function()
 
   it("crash loops with a climbing restart count when the scenario says so", function()
     local sim = fake.start(fake.new{ ready_after = 1, rules = {
-      { match = function(o) return o.metadata.name == "crash" end, rule = { crash_loop = true } } } })
+      { name = "crash", crash_loop = true } } })
     sim.store:create("pods", pod("crash"))
     sim.clock:advance(2)
     local p = get(sim, "pods", "crash")
@@ -80,8 +80,8 @@ describe("pod controller", function()
 
   it("applies a workload's rule to its pods and honours never_ready and ready_after", function()
     local sim = fake.start(fake.new{ ready_after = 1, rules = {
-      { match = function(o) return o.kind == "ReplicaSet" and o.metadata.name == "slow" end, rule = { ready_after = 10 } },
-      { match = function(o) return o.metadata.name == "stuck" end, rule = { never_ready = true } } } })
+      { kind = "ReplicaSet", name = "slow", ready_after = 10 },
+      { name = "stuck", never_ready = true } } })
     sim.store:create("replicasets.apps", { apiVersion = "apps/v1", kind = "ReplicaSet",
       metadata = { name = "slow", namespace = "default" },
       spec = { replicas = 2, selector = { matchLabels = { app = "slow" } },
@@ -127,7 +127,7 @@ describe("cluster objects", function()
 
   it("gives a LoadBalancer Service an address after a short delay, unless never_ready", function()
     local sim = fake.start(fake.new{ ready_after = 1, rules = {
-      { match = function(o) return o.metadata.name == "internal" end, rule = { never_ready = true } } } })
+      { name = "internal", never_ready = true } } })
     for _, n in ipairs({ "lb", "internal" }) do
       sim.store:create("services", { apiVersion = "v1", kind = "Service", metadata = { name = n, namespace = "default" },
         spec = { type = "LoadBalancer", selector = { app = n }, ports = { { port = 80 } } } })

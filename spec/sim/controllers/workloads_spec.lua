@@ -179,7 +179,7 @@ describe("job controller", function()
 
   it("fails after backoffLimit failed pods", function()
     local sim = fake.start(fake.new{ ready_after = 1, rules = {
-      { match = function(o) return o.metadata.name:match("^boom") end, rule = { job_fails = true } } } })
+      { name = "boom*", job_fails = true } } })
     sim.store:create("jobs.batch", job("boom", { backoffLimit = 2 }))
     sim.clock:advance(30)
     local j = get(sim, "jobs.batch", "boom")

@@ -93,8 +93,9 @@ return function(sim)
   end
 
   local q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj)
+  store:subscribe(function(ev, rk, obj, old)
     if rk ~= RK then return end
+    if not util.needs_reconcile(ev, obj, old) then return end
     if ev == "DELETED" then
       timers.cancel(obj.metadata.name)
       marks.forget(obj)

@@ -220,8 +220,9 @@ return function(sim)
   end
 
   q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj)
+  store:subscribe(function(ev, rk, obj, old)
     if rk ~= RK then return end
+    if not util.needs_reconcile(ev, obj, old) then return end
     if ev == "DELETED" then
       timers.cancel(obj.metadata.uid)
       return

@@ -115,14 +115,16 @@ return function(sim)
   end
 
   q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj)
+  store:subscribe(function(ev, rk, obj, old)
     if rk == "nodes" then
+      if not util.needs_reconcile(ev, obj, old) then return end
       for _, ds in ipairs(store:list(RK, nil, nil)) do
         q.add(ds.metadata.namespace, ds.metadata.name)
       end
       return
     end
     if rk ~= RK then return end
+    if not util.needs_reconcile(ev, obj, old) then return end
     if ev == "DELETED" then
       timers.cancel(obj.metadata.uid)
       marks.forget(obj)

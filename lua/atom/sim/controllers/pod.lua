@@ -45,9 +45,14 @@ local function pod_rule(sim, pod)
     if not obj then break end
     rules[#rules + 1] = util.rule_for(sim, obj)
   end
+  -- rule_for fills in the scenario's defaults (e.g. the global ready_after);
+  -- those must not let the pod's rule hide what its workload's rule says.
+  local defaults = (sim.scenario and type(sim.scenario.defaults) == "table") and sim.scenario.defaults or {}
   local merged = {}
   for i = #rules, 1, -1 do
-    for k, v in pairs(rules[i]) do merged[k] = v end
+    for k, v in pairs(rules[i]) do
+      if defaults[k] ~= v or merged[k] == nil then merged[k] = v end
+    end
   end
   for _, c in ipairs((pod.spec or {}).containers or {}) do
     if type(c.image) == "string" and c.image:find("does%-not%-exist") then

@@ -103,8 +103,9 @@ local function setup(sim, rk, kind, api_version)
   end
 
   q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, erk, obj)
+  store:subscribe(function(ev, erk, obj, old)
     if erk ~= rk then return end
+    if not util.needs_reconcile(ev, obj, old) then return end
     if ev == "DELETED" then
       timers.cancel(obj.metadata.uid)
       marks.forget(obj)

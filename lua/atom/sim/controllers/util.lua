@@ -115,6 +115,15 @@ function M.timers(sim)
   return t
 end
 
+-- Whether a store event can need the object's own controller: not for a
+-- status-only write (usually the controller's own), which would only cost a
+-- reconcile that finds nothing to do.
+function M.needs_reconcile(ev, obj, old)
+  if ev ~= "MODIFIED" or not old then return true end
+  local m, om = obj.metadata, old.metadata
+  return m.generation ~= om.generation or m.deletionTimestamp ~= om.deletionTimestamp
+end
+
 -- The controller ownerReference of obj, if any.
 function M.controller_ref(obj)
   local refs = obj.metadata and obj.metadata.ownerReferences
