@@ -7,6 +7,7 @@ const lh_native_module lh_native_modules[] = {
 #endif
     {"atom.host", luaopen_atom_host},
     {"atom.core", luaopen_atom_core},
+    {"atom.loop", luaopen_atom_loop},
     {"atom.fsm", luaopen_atom_fsm},
     {"atom.http", luaopen_atom_http},
     {"atom.proc", luaopen_atom_proc},

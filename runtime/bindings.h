@@ -31,6 +31,7 @@ extern const lh_embedded_module lh_embedded_modules[]; /* NULL-terminated */
 int luaopen_cjson(lua_State *L);
 int luaopen_atom_host(lua_State *L);
 int luaopen_atom_core(lua_State *L);
+int luaopen_atom_loop(lua_State *L);
 int luaopen_atom_fsm(lua_State *L);
 int luaopen_atom_http(lua_State *L);
 int luaopen_atom_proc(lua_State *L);

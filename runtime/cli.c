@@ -20,6 +20,7 @@ typedef struct cli_verb {
 
 static const cli_verb cli_verbs[] = {
     {"version", cli_version, "print the versions of atom and the libraries it runs with"},
+    {"sim", cli_sim, "serve a simulated Kubernetes API server on loopback (kubectl works)"},
     {NULL, NULL, NULL},
 };
 

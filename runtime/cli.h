@@ -21,5 +21,6 @@ typedef int (*cli_verb_fn)(int argc, char **argv);
 int cli_main(int argc, char **argv);
 
 int cli_version(int argc, char **argv);
+int cli_sim(int argc, char **argv); /* sim_server.c */
 
 #endif
