@@ -459,6 +459,10 @@ function M:delete(rk, ns, name, opts)
   local prop = opts.propagation or "Background"
   local uid = cur.metadata.uid
   if rk == "namespaces" then
+    if name == "default" or name == "kube-system" or name == "kube-public" then
+      return nil, status.new(403, string.format('namespaces "%s" is forbidden: this namespace may not be deleted', name),
+        "Forbidden", { name = name, kind = "namespaces" })
+    end
     if cur.metadata.deletionTimestamp then return cur end
     local c = util.copy(cur)
     c.metadata.deletionTimestamp = self.clock:rfc3339()
