@@ -167,6 +167,8 @@ local function new_store(clock)
     if rk == "namespaces" then
       local new = copy(old)
       new.metadata.deletionTimestamp = clock:rfc3339()
+      new.status = new.status or {}
+      new.status.phase = "Terminating"
       self.rv = self.rv + 1
       new.metadata.resourceVersion = tostring(self.rv)
       b[name] = new

@@ -62,6 +62,44 @@ local function pod_rule(sim, pod)
   return merged
 end
 
+-- The first Secret/ConfigMap the pod needs that does not exist: for a volume
+-- (the kubelet keeps the pod in ContainerCreating) or for env (the container
+-- fails with CreateContainerConfigError). Optional references never block.
+local function missing_ref(store, pod)
+  local ns = pod.metadata.namespace
+  local spec = pod.spec or {}
+  local function absent(rk, name, optional)
+    return name and not optional and not store:get(rk, ns, name)
+  end
+  for _, v in ipairs(spec.volumes or {}) do
+    if v.secret and absent("secrets", v.secret.secretName, v.secret.optional) then
+      return "volume", "secret", v.secret.secretName
+    end
+    if v.configMap and absent("configmaps", v.configMap.name, v.configMap.optional) then
+      return "volume", "configmap", v.configMap.name
+    end
+  end
+  for _, list in ipairs({ spec.initContainers or {}, spec.containers or {} }) do
+    for _, c in ipairs(list) do
+      for _, e in ipairs(c.envFrom or {}) do
+        if e.secretRef and absent("secrets", e.secretRef.name, e.secretRef.optional) then
+          return "env", "secret", e.secretRef.name
+        end
+        if e.configMapRef and absent("configmaps", e.configMapRef.name, e.configMapRef.optional) then
+          return "env", "configmap", e.configMapRef.name
+        end
+      end
+      for _, e in ipairs(c.env or {}) do
+        local vf = e.valueFrom or {}
+        local sk, ck = vf.secretKeyRef, vf.configMapKeyRef
+        if sk and absent("secrets", sk.name, sk.optional) then return "env", "secret", sk.name end
+        if ck and absent("configmaps", ck.name, ck.optional) then return "env", "configmap", ck.name end
+      end
+    end
+  end
+  return nil
+end
+
 local function qos_class(spec)
   for _, c in ipairs(spec.containers or {}) do
     local r = c.resources
@@ -73,6 +111,7 @@ end
 return function(sim)
   local store, clock = sim.store, sim.clock
   local life = {} -- uid -> { rule, node_ip, pod_ip, restarts, backoff }
+  local blocked = {} -- uid -> life entry of a pod waiting for a Secret/ConfigMap
   local timers = util.timers(sim)
   local nodes_n = (sim.opts and sim.opts.nodes) or 3
   if nodes_n < 1 then nodes_n = 1 end
@@ -128,6 +167,9 @@ return function(sim)
       cstate = { running = { startedAt = l.started_at or t } }
     elseif stage == "not_ready" then
       cstate = { running = { startedAt = l.started_at or t } }
+    elseif stage == "config_error" then
+      phase, started = "Pending", false
+      cstate = { waiting = { reason = "CreateContainerConfigError", message = l.config_message } }
     elseif stage == "pull_error" or stage == "pull_backoff" then
       phase, started = "Pending", false
       waiting_reason = stage == "pull_error" and "ErrImagePull" or "ImagePullBackOff"
@@ -244,6 +286,20 @@ return function(sim)
     if not pod or life[pod.metadata.uid] ~= l then return end
     local uid = pod.metadata.uid
     local rule = l.rule
+    local what, kind, ref = missing_ref(store, pod)
+    if what then
+      -- Wait for the object to appear (re-checked when one is created in the
+      -- namespace), as the kubelet keeps retrying.
+      blocked[uid] = l
+      if what == "volume" then
+        if l.stage ~= "creating" then l.stage = "creating" write(pod, l, "creating") end
+      else
+        l.config_message = kind .. ' "' .. ref .. '" not found'
+        if l.stage ~= "config_error" then l.stage = "config_error" write(pod, l, "config_error") end
+      end
+      return
+    end
+    blocked[uid] = nil
     l.started_at = now()
     if rule.image_pull_fails then
       write(pod, l, "pull_error")
@@ -306,6 +362,7 @@ return function(sim)
     if delay <= 0 then
       start(l)
     else
+      l.stage = "creating"
       write(pod, l, "creating")
       timers.set(uid, delay, function() start(l) end)
     end
@@ -314,11 +371,23 @@ return function(sim)
   local q = util.queue(sim, schedule)
 
   store:subscribe(function(ev, rk, obj)
+    if (rk == "secrets" or rk == "configmaps") and ev == "ADDED" and next(blocked) then
+      local ns = obj.metadata.namespace
+      for uid, l in pairs(blocked) do
+        if l.ns == ns then
+          sim.clock:after(0, function()
+            if blocked[uid] == l then start(l) end
+          end)
+        end
+      end
+      return
+    end
     if rk ~= RK then return end
     local uid = obj.metadata.uid
     if ev == "DELETED" then
       timers.cancel(uid)
       life[uid] = nil
+      blocked[uid] = nil
     elseif not life[uid] and (ev == "ADDED" or not util.get_condition(obj, "PodScheduled")) then
       q.add(obj.metadata.namespace, obj.metadata.name)
     end
