@@ -203,3 +203,33 @@ describe("deployment controller", function()
     assert.are.equal("nginx:2", pods_of(sim, "pz")[1].spec.containers[1].image)
   end)
 end)
+
+describe("deployment rollback", function()
+  it("reuses the old ReplicaSet when the template comes back, with a new revision", function()
+    local sim = fake.start(fake.new{ ready_after = 1 })
+    sim.store:create("deployments.apps", deployment("undo", 2, "nginx:1"))
+    sim.clock:advance(3)
+    local first = sim.store:list("replicasets.apps", "default")[1]
+    local d = sim.util.copy(sim.store:get("deployments.apps", "default", "undo"))
+    d.spec.template.spec.containers[1].image = "nginx:2"
+    sim.store:update("deployments.apps", d)
+    sim.clock:advance(10)
+    -- What `kubectl rollout undo` sends: the old RS template without the hash
+    -- label, with the empty maps a typed client adds.
+    d = sim.util.copy(sim.store:get("deployments.apps", "default", "undo"))
+    local t = sim.util.copy(first.spec.template)
+    t.metadata.labels["pod-template-hash"] = nil
+    t.spec.containers[1].resources = {}
+    d.spec.template = t
+    sim.store:update("deployments.apps", d)
+    sim.clock:advance(10)
+    local rss = sim.store:list("replicasets.apps", "default")
+    assert.are.equal(2, #rss)
+    local cur = sim.store:get("replicasets.apps", "default", first.metadata.name)
+    assert.are.equal(2, cur.spec.replicas)
+    assert.are.equal("3", cur.metadata.annotations["deployment.kubernetes.io/revision"])
+    d = sim.store:get("deployments.apps", "default", "undo")
+    assert.are.equal("3", d.metadata.annotations["deployment.kubernetes.io/revision"])
+    assert.are.equal("done", rollout_status(d))
+  end)
+end)

@@ -127,6 +127,16 @@ return function(sim)
         end
       end
     end
+    if not new_rs then
+      -- A template brought back by `rollout undo` matches an old ReplicaSet
+      -- by content; its hash label is from when it was first created.
+      for i, rs in ipairs(olds) do
+        if util.template_hash((rs.spec or {}).template or {}) == hash then
+          new_rs = table.remove(olds, i)
+          break
+        end
+      end
+    end
     for _, rs in ipairs(olds) do
       if revision_of(rs) > max_rev then max_rev = revision_of(rs) end
     end

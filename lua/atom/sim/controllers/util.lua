@@ -234,6 +234,10 @@ end
 
 -- Stable text form of a Lua value with sorted keys. It only feeds the
 -- template hash below; it is not a serialisation format anyone parses.
+-- Empty maps count as absent (`resources: {}` from kubectl equals no
+-- resources, as Go's struct comparison in the real controller sees it), and
+-- the pod-template-hash label is left out so a ReplicaSet's template hashes
+-- like the Deployment template it came from.
 local function fingerprint(v, out)
   local tv = type(v)
   if tv ~= "table" then
@@ -241,7 +245,11 @@ local function fingerprint(v, out)
     return
   end
   local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
+  for k, x in pairs(v) do
+    if not (type(x) == "table" and next(x) == nil) and k ~= "pod-template-hash" then
+      keys[#keys + 1] = k
+    end
+  end
   table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   out[#out + 1] = "{"
   for _, k in ipairs(keys) do
