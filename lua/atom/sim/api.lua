@@ -786,6 +786,13 @@ local function route(sim, req, r_out)
       return status_resp(st)
     end
   end
+  local ct = headers["content-type"] or ""
+  if (verb == "create" or verb == "update") and ct:find("protobuf", 1, true) then
+    -- client-go switches to JSON after a 415 for protobuf bodies
+    return status_resp(status.new(415, string.format(
+      'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got %q)', ct),
+      "UnsupportedMediaType"))
+  end
   if verb == "watch" then return do_watch(sim, r, fault) end
   if verb == "list" then return do_list(sim, r) end
   if verb == "get" then return do_get(sim, r) end

@@ -101,6 +101,14 @@ function M.object(info, obj)
       out[#out + 1] = cause("FieldValueRequired", "spec.containers", "Required value")
     end
   end
+  local ann_size = 0
+  for k, v in pairs(meta.annotations or {}) do
+    ann_size = ann_size + #tostring(k) + (type(v) == "string" and #v or 0)
+  end
+  if ann_size > 262144 then
+    out[#out + 1] = cause("FieldValueTooLong", "metadata.annotations",
+      "Too long: may not be more than 262144 bytes")
+  end
   for k, v in pairs(meta.labels or {}) do
     if type(v) ~= "string" or #v > 63 or (v ~= "" and not v:match("^[%w][%w%-%._]*$")) or (v ~= "" and not v:match("[%w]$")) then
       out[#out + 1] = cause("FieldValueInvalid", "metadata.labels",
