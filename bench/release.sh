@@ -31,7 +31,8 @@ run() {
 echo "start $EPOCHREALTIME" >>"$out"
 case $tool in
   atom)
-    run atom-run "$bin" --kubeconfig "$kubeconfig" run "$work/release.lua" || rc=$?
+    export KUBECONFIG=$kubeconfig
+    run atom-run "$bin" run --kubeconfig "$kubeconfig" "$work/release.lua" || rc=$?
     ;;
   kubectl)
     timeout=$1 rollout=$2
