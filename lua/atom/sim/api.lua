@@ -535,8 +535,11 @@ local function close_watch(sim, w, finish)
   w.closed = true
   for _, t in ipairs(w.timers) do if t and t.cancel then pcall(t.cancel, t) end end
   sim.watchers[w.id] = nil
-  local byrk = sim.watch_by_rk[w.rk]
-  if byrk then byrk[w.id] = nil end
+  local byrk = w.index_key and sim.watch_by_name[w.index_key] or sim.watch_by_rk[w.rk]
+  if byrk then
+    byrk[w.id] = nil
+    if w.index_key and next(byrk) == nil then sim.watch_by_name[w.index_key] = nil end
+  end
   if finish then pcall(sim.loop.finish, w.id) end
 end
 M.close_watch = close_watch
@@ -626,8 +629,17 @@ local function do_watch(sim, r, fault)
     end
   end
   sim.watchers[id] = w
-  sim.watch_by_rk[w.rk] = sim.watch_by_rk[w.rk] or {}
-  sim.watch_by_rk[w.rk][id] = w
+  -- watches pinned to one name (kubectl wait / rollout status / delete) are indexed by name so
+  -- an event reaches only its own watchers, however many objects are being waited on
+  local pinned = selectors.pinned_name(fs)
+  local index = sim.watch_by_rk
+  local key = w.rk
+  if pinned then
+    w.index_key = w.rk .. "\0" .. pinned
+    index, key = sim.watch_by_name, w.index_key
+  end
+  index[key] = index[key] or {}
+  index[key][id] = w
   local loop = sim.loop
   w.timers[#w.timers + 1] = loop.timer(0, function()
     if w.closed then return end

@@ -137,14 +137,19 @@ function M.new(opts)
   local addr = (opts.server_url or ""):match("^%a+://([^/]+)") or "127.0.0.1:6443"
   self.discovery = discoverymod.new(self.registry, addr)
   self.openapi = openapimod.new(self.registry)
-  self.watchers, self.watch_by_rk = {}, {}
+  self.watchers, self.watch_by_rk, self.watch_by_name = {}, {}, {}
   self.ready_times = {}
   self.bookmark_interval = opts.bookmark_interval
   self.store:subscribe(function(typ, rk, obj, old)
     local ws = self.watch_by_rk[rk]
-    if ws and next(ws) then
+    local named = self.watch_by_name[rk .. "\0" .. tostring(obj.metadata.name)]
+    local named_old = old and old.metadata.name ~= obj.metadata.name
+      and self.watch_by_name[rk .. "\0" .. tostring(old.metadata.name)] or nil
+    if (ws and next(ws)) or named or named_old then
       local ev = { type = typ, rk = rk, obj = obj, old = old, rv = tonumber(obj.metadata.resourceVersion) or self.store.rv }
-      for _, w in pairs(ws) do api.deliver(self, w, ev) end
+      for _, set in ipairs({ ws or {}, named or {}, named_old or {} }) do
+        for _, w in pairs(set) do api.deliver(self, w, ev) end
+      end
     end
   end)
   self.store:subscribe(function(typ, rk, obj)
