@@ -78,7 +78,7 @@ local function parse_file(path)
   end
   local doc = docs[1]
   if doc == nil then doc = {} end
-  if type(doc) ~= "table" or json.is_array(doc) or #docs > 1 then
+  if type(doc) ~= "table" or json.is_array(doc) or doc[1] ~= nil or #docs > 1 then
     return nil, M.error("a kubeconfig must be one YAML mapping (kind: Config)", path)
   end
   local parsed = { file = path, dir = dirname(path), clusters = {}, users = {}, contexts = {} }
