@@ -49,6 +49,8 @@ if(IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
 else()
   set(ATOM_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 endif()
+file(RELATIVE_PATH ATOM_PC_RELPREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
+string(REGEX REPLACE "/$" "" ATOM_PC_RELPREFIX "${ATOM_PC_RELPREFIX}")
 configure_file(${CMAKE_SOURCE_DIR}/cmake/atom.pc.in ${CMAKE_BINARY_DIR}/atom.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/atom.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 

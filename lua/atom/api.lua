@@ -25,6 +25,12 @@ local KNOWN_OPTIONS = {
 }
 api.KNOWN_OPTIONS = KNOWN_OPTIONS
 
+-- Versions come back from JSON as floats; callers want integers.
+local function int(v)
+  local n = tonumber(v)
+  return n and (math.tointeger(n) or n) or nil
+end
+
 local function fail(kind, message)
   return nil, { kind = kind, message = tostring(message) }
 end
@@ -107,14 +113,6 @@ local function install_app(opts)
   return nil, current_app
 end
 
-local function engine()
-  local ok, mod = pcall(require, "atom.release.engine")
-  if not ok then
-    return nil, "the release engine (atom.release.engine) is not available: " .. tostring(mod)
-  end
-  return mod
-end
-
 -- The options table the engine and loader take, from the embedder's opts.
 local function engine_opts(opts, app)
   local o = {
@@ -188,71 +186,277 @@ function api.load_string(source, dir, chunkname, opts)
   return release, err
 end
 
--- Calls engine[verb](...) protected, mapping its answer to result | nil, err.
-local function drive(verb, ...)
-  local eng, why = engine()
-  if not eng then return fail("state", why) end
-  local fn = eng[verb]
-  if type(fn) ~= "function" then
-    return fail("state", "the release engine has no '" .. verb .. "' entry point yet")
+-- ---- driving releases (the same building blocks the CLI's verbs use) ----------
+
+-- A progress view (the engine's `progress` interface: log, update, finish)
+-- that hands transitions, not-ready objects and log lines to the embedder
+-- instead of a terminal.
+local View = {}
+View.__index = View
+
+local function new_view(eo, release)
+  return setmetatable({ eo = eo, release = release, last = {} }, View)
+end
+
+function View:log(fields)
+  local util = require "atom.release.util"
+  local f = {}
+  for _, kv in ipairs(fields) do f[kv[1]] = kv[2] end
+  if f.to ~= nil and self.eo.progress then
+    self.eo.progress({ kind = "transition", release = f.release or self.release,
+      version = int(f.version), from = f.from or "", to = f.to, reason = tostring(f.reason or "") })
   end
-  local ok, res, err = pcall(fn, ...)
+  if self.eo.log then
+    table.insert(fields, 1, { "ts", util.rfc3339(nil, true) })
+    self.eo.log(f.error and "error" or "info", util.logfmt(fields))
+  end
+end
+
+-- Reports each not-ready object whose state or message changed.
+function View:update(not_ready)
+  local now = {}
+  for _, n in ipairs(not_ready or {}) do
+    local text = tostring(n.state) .. "\0" .. tostring(n.message)
+    now[n.key or n.object] = text
+    if self.last[n.key or n.object] ~= text and self.eo.progress then
+      self.eo.progress({ kind = "not_ready", release = self.release, object = tostring(n.object),
+        message = tostring(n.state) .. ": " .. tostring(n.message or "") })
+    end
+  end
+  self.last = now
+end
+
+function View:finish() end
+
+-- kube.connect takes a path: in-memory kubeconfig data is staged in a
+-- private file that lives as long as the operation (the client may read
+-- it again to refresh credentials).
+local function connect(eo)
+  local kube = require "atom.kube"
+  local path, staged = eo.kubeconfig, nil
+  if eo.kubeconfig_data then
+    staged = os.tmpname()
+    local f, err = io.open(staged, "wb")
+    if not f then return nil, { kind = "io", message = "cannot stage the kubeconfig: " .. tostring(err) } end
+    f:write(eo.kubeconfig_data)
+    f:close()
+    path = staged
+  end
+  local client, err = kube.connect({ kubeconfig = path, context = eo.context, namespace = eo.namespace })
+  local function done()
+    if client and client.close then pcall(client.close, client) end
+    if staged then os.remove(staged) end
+  end
+  if not client then
+    done()
+    return nil, { kind = "kube", message = tostring(err) }
+  end
+  return client, nil, done
+end
+
+local function kube_error(err)
+  if type(err) == "table" and err.busy then return { kind = "busy", message = tostring(err.message) } end
+  return as_error(err, "kube")
+end
+
+-- Runs fn(client, done) with a connected client, always closing it, and
+-- turning any raised error into nil, err.
+local function with_client(eo, fn)
+  local client, err, done = connect(eo)
+  if not client then return nil, err end
+  local ok, res, ferr = pcall(fn, client)
+  done()
   if not ok then return nil, as_error(res, "lua") end
-  if res == nil then return nil, as_error(err or "failed", "kube") end
+  if res == nil then return nil, kube_error(ferr) end
   return res
+end
+
+local function namespace_of(client, eo, release)
+  return (release and release.namespace) or eo.namespace or client.namespace or "default"
+end
+
+-- Holds the release's lease while fn runs; finishes a version a dead run
+-- left behind before fn starts its own (as `atom run` does).
+local function with_lease(client, eo, ns, name, fn)
+  local records = require "atom.release.records"
+  local okr, rerr = records.ensure(client, ns)
+  if not okr and rerr then return nil, rerr end
+  local held, lerr = require("atom.release.lease").acquire(client, ns, name,
+    { duration = eo.lease_duration or 15 })
+  if not held then return nil, lerr end
+  local ok, res, err = pcall(fn, held)
+  pcall(held.release, held)
+  if not ok then error(res, 0) end
+  return res, err
+end
+
+local function drive_engine(client, eo, ns, name, held, plan)
+  local engine = require "atom.release.engine"
+  local records = require "atom.release.records"
+  local atom, gerr = records.get(client, ns, name)
+  if gerr then return nil, gerr end
+  local e = engine.new({ client = client, namespace = ns, name = name, lease = held, plan = plan,
+                         progress = new_view(eo, name), atom = atom })
+  local final, message = e:drive()
+  if not final then return nil, { kind = "kube", message = tostring(message) } end
+  local st = e:status()
+  return { name = name, namespace = ns, state = final, version = int(st.version),
+           previous = int(st.previous), message = st.message or message }
+end
+
+local function unfinished(client, ns, name)
+  local atom = require("atom.release.records").get(client, ns, name)
+  local state = atom and atom.status and atom.status.state or ""
+  return state ~= "" and not require("atom.fsm").terminal(state)
 end
 
 local function release_arg(release_or_path, opts)
   if type(release_or_path) == "string" then
     return api.load(release_or_path, opts)
   end
-  if type(release_or_path) ~= "table" then
-    return fail("invalid", "run wants a loaded release or a script path")
+  if type(release_or_path) ~= "table" or type(release_or_path.objects) ~= "table" then
+    return fail("invalid", "run wants a loaded release (atom.load) or a script path")
   end
   return release_or_path
 end
 
--- Runs to a terminal state: -> { name, version, state = "Running"|"Reverted"|"Failure" }
+-- Runs to a terminal state:
+-- -> { name, namespace, version, previous, state = "Running"|"Reverted"|"Failure", message }
 function api.run(release_or_path, opts)
   local release, err = release_arg(release_or_path, opts)
   if not release then return nil, err end
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  return drive("run", release, eo)
+  return with_client(eo, function(client)
+    local ns = namespace_of(client, eo, release)
+    return with_lease(client, eo, ns, release.name, function(held)
+      if unfinished(client, ns, release.name) then
+        local r, derr = drive_engine(client, eo, ns, release.name, held, nil)
+        if not r then return nil, derr end
+      end
+      local objects = {}
+      for i, o in ipairs(release.objects) do objects[i] = o.object or o end
+      return drive_engine(client, eo, ns, release.name, held, {
+        objects = objects, digest = release.script_digest, script = release.script_path,
+        deadline = eo.deadline or release.deadline,
+        rollback_deadline = eo.deadline or release.rollback_deadline,
+        history_limit = eo.history_limit or release.history_limit, release = release,
+      })
+    end)
+  end)
 end
 
+-- Finishes an interrupted version from the record.
 function api.resume(name, opts)
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  return drive("resume", name, eo)
+  return with_client(eo, function(client)
+    local ns = namespace_of(client, eo)
+    return with_lease(client, eo, ns, name, function(held)
+      return drive_engine(client, eo, ns, name, held, nil)
+    end)
+  end)
 end
 
+-- Marks the record so the run driving it cancels (from any process).
+-- -> { name, namespace, state, version }
 function api.cancel(name, opts)
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  return drive("cancel", name, eo)
+  local records = require "atom.release.records"
+  return with_client(eo, function(client)
+    local ns = namespace_of(client, eo)
+    for _ = 1, 5 do
+      local atom, err = records.get(client, ns, name)
+      if not atom then
+        if err then return nil, err end
+        return nil, { kind = "invalid", message = "no release " .. name .. " in namespace " .. ns }
+      end
+      local st = atom.status
+      if st.state ~= "Updating" and st.state ~= "Rollback" and st.state ~= "Pending" then
+        return nil, { kind = "state", message = string.format(
+          "release %s is %s: only a release in Pending, Updating or Rollback can be cancelled",
+          name, st.state == "" and "new" or tostring(st.state)) }
+      end
+      atom.spec.cancel = { version = st.version, state = st.state == "Pending" and "Updating" or st.state,
+                           by = require("atom.release.util").who() }
+      local live, werr = records.write(client, atom)
+      if live then
+        return { name = name, namespace = ns, state = st.state, version = int(st.version) }
+      end
+      if werr ~= "conflict" then return nil, werr end
+    end
+    return nil, { kind = "kube", message = "the record of " .. name .. " kept changing; cancel not written" }
+  end)
 end
 
--- to: version number, or nil for the previous good one.
+-- A new version whose objects are version `to`'s (default: the previous good one).
 function api.rollback(name, to, opts)
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  eo.to = to
-  return drive("rollback", name, eo)
+  local records = require "atom.release.records"
+  return with_client(eo, function(client)
+    local ns = namespace_of(client, eo)
+    return with_lease(client, eo, ns, name, function(held)
+      if unfinished(client, ns, name) then
+        local r, derr = drive_engine(client, eo, ns, name, held, nil)
+        if not r then return nil, derr end
+      end
+      local atom = records.get(client, ns, name)
+      if not atom then return nil, { kind = "invalid", message = "no release " .. name .. " in namespace " .. ns } end
+      local st = atom.status
+      local target = tonumber(to) or int(st.previous) or 0
+      if st.state == "Running" and not to then target = int(st.previous) or 0 end
+      if target <= 0 then
+        return nil, { kind = "state", message = "release " .. name .. " has no earlier good version to roll back to" }
+      end
+      local v, verr = records.get_version(client, ns, name, target)
+      if not v then return nil, { kind = "invalid", message = tostring(verr) } end
+      return drive_engine(client, eo, ns, name, held, {
+        objects = v.objects, digest = v.digest, script = v.script, rollback_of = target,
+        deadline = eo.deadline or tonumber(st.deadline), rollback_deadline = eo.deadline or tonumber(st.rollbackDeadline),
+        history_limit = eo.history_limit or int(st.historyLimit),
+      })
+    end)
+  end)
 end
 
--- -> { name, namespace, state, version, previous, message, not_ready = {...} }
+-- -> { name, namespace, state, version, previous, latest, message, step_started, transitions }
 function api.status(name, opts)
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  return drive("status", name, eo)
+  local records = require "atom.release.records"
+  return with_client(eo, function(client)
+    local ns = namespace_of(client, eo)
+    local atom, err = records.get(client, ns, name)
+    if not atom then
+      if err then return nil, err end
+      return nil, { kind = "invalid", message = "no release " .. name .. " in namespace " .. ns }
+    end
+    local st = atom.status
+    return { name = name, namespace = ns, state = st.state or "", version = int(st.version) or 0,
+             previous = int(st.previous) or 0, latest = int(st.latest) or 0,
+             message = st.message or "", step_started = st.stepStarted,
+             transitions = st.transitions or {} }
+  end)
 end
 
--- -> { { version, state, when, who, digest }, ... } oldest first
+-- -> { { version, state, when, who, digest, script }, ... } oldest first
 function api.history(name, opts)
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  return drive("history", name, eo)
+  local records = require "atom.release.records"
+  return with_client(eo, function(client)
+    local ns = namespace_of(client, eo)
+    local versions, err = records.list_versions(client, ns, name)
+    if not versions then return nil, err end
+    local out = {}
+    for i, v in ipairs(versions) do
+      out[i] = { version = int(v.version), state = v.state or "", when = v.when or "", who = v.who or "",
+                 digest = v.digest or "", script = v.script }
+    end
+    return setmetatable(out, require("atom.core").array_mt)
+  end)
 end
 
 return api
