@@ -67,6 +67,16 @@ describe("release script sandbox", function()
     assert.equal("shop-sandboxed", r.name)
   end)
 
+  it("lets scripts use atom's ready-made policies and readiness checks", function()
+    local r = load({ ["release.lua"] = [[
+      local retry = require "atom.policy.retry"
+      local deployment = require "atom.readiness.deployment"
+      return { name = "a", objects = { ]] .. CM .. [[ }, policy = retry{ times = 1 },
+        readiness = { ["Deployment.apps"] = function(obj) return deployment(obj) end } }]] })
+    assert.equal("retry", r:decide({ state = "Deadline", attempt = 1 }))
+    assert.equal("rollback", r:decide({ state = "Deadline", attempt = 2 }))
+  end)
+
   it("allows exec and outside reads when the flags say so", function()
     local r = load({ ["release.lua"] = [[
       local ok = os.execute("true")

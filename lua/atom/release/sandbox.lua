@@ -7,8 +7,9 @@
 -- Given: string, table, math, utf8, coroutine, the safe builtins, print (-> log),
 -- os.time/clock/date/getenv, io.open/io.lines for reading inside the release folder,
 -- load (text only, the sandbox as default env), dofile/loadfile inside the folder, and a
--- require that knows "atom", "atom.hooks.<name>" (the ready-made hooks) and Lua modules
--- in the release folder (loaded as text into this same sandbox).
+-- require that knows "atom", "atom.hooks.<name>" (the ready-made hooks), atom.policy[.x],
+-- atom.readiness[.x], atom.json, and Lua modules in the release folder (loaded as text
+-- into this same sandbox).
 -- Refused, unless a flag allows it, with an error that names the refused call and the
 -- flag: os.execute/exit/remove/rename/tmpname, io.popen, io.open for writing, any other
 -- module (native ones included), package.loadlib, debug (--allow-exec); reading files
@@ -22,6 +23,11 @@ local sandbox = {}
 local SAFE = { "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget",
   "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type",
   "xpcall", "_VERSION" }
+
+-- atom's own pure-Lua modules a script may use directly: the ready-made policies, the
+-- built-in readiness checks (to wrap them in an override) and the JSON codec. None of
+-- them reaches the file system, the network or a process.
+local TRUSTED = { ["atom.policy"] = true, ["atom.readiness"] = true, ["atom.json"] = true }
 
 local function copy(t)
   local out = {}
@@ -162,6 +168,11 @@ function sandbox.new(opts)
   env.require = function(name)
     if type(name) ~= "string" then error("require: module name must be a string", 2) end
     if loaded[name] ~= nil then return loaded[name] end
+    if TRUSTED[name] or name:match("^atom%.policy%.[%w_]+$") or name:match("^atom%.readiness%.[%w_]+$") then
+      local value = require(name)
+      loaded[name] = value
+      return value
+    end
     local hook = name:match("^atom%.hooks%.([%w_]+)$")
     if hook then
       for _, d in ipairs(hooks_dirs(opts)) do
@@ -183,8 +194,8 @@ function sandbox.new(opts)
       loaded[name] = value
       return value
     end
-    error(string.format("require %q is not allowed: release scripts may require \"atom\", \"atom.hooks.<name>\" "
-      .. "and Lua modules in the release folder %s (run with --allow-exec to load other modules)", name, dir), 2)
+    error(string.format("require %q is not allowed: release scripts may require \"atom\", \"atom.hooks.<name>\", "
+      .. "atom.policy, atom.readiness and Lua modules in the release folder %s (run with --allow-exec to load other modules)", name, dir), 2)
   end
 
   env.package = { loaded = loaded, loadlib = opts.allow_exec and package.loadlib
