@@ -218,4 +218,9 @@ end
 local default = M.new{ dir = "." }
 default.new = M.new
 default.normalize, default.join, default.inside = M.normalize, M.join, M.inside
+-- Embedding (issue #7): plain lua5.4 drives releases with the same entry points as
+-- libatom (atom.api). Only this default instance has them; scripts' instances do not.
+for _, fn in ipairs({ "load", "load_string", "run", "resume", "status", "history", "cancel", "rollback" }) do
+  default[fn] = function(...) return require("atom.api")[fn](...) end
+end
 return default
