@@ -18,10 +18,15 @@ return function(sim)
     q.add(child.metadata.namespace, ref.name)
   end)
 
-  local function node_names()
+  -- Nodes the DaemonSet's pods may run on: schedulable and matching the
+  -- template's nodeSelector.
+  local function node_names(ds)
+    local want = ((ds.spec.template or {}).spec or {}).nodeSelector
+    if want and next(want) == nil then want = nil end
     local out = {}
     for _, n in ipairs(store:list("nodes", nil, nil)) do
-      if not n.metadata.deletionTimestamp and not (n.spec and n.spec.unschedulable) then
+      if not n.metadata.deletionTimestamp and not (n.spec and n.spec.unschedulable)
+        and (not want or util.selector_matches(want, n.metadata.labels)) then
         out[#out + 1] = n.metadata.name
       end
     end
@@ -33,7 +38,7 @@ return function(sim)
     local ds = store:get(RK, ns, name)
     if not ds or ds.metadata.deletionTimestamp then return end
     local spec = ds.spec or {}
-    local nodes = node_names()
+    local nodes = node_names(ds)
     local desired = #nodes
     local hash = util.template_hash(spec.template or {})
     local strategy = spec.updateStrategy or {}

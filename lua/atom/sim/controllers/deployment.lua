@@ -38,6 +38,7 @@ return function(sim)
   -- The template only changes with the generation, so its hash is kept per
   -- uid and generation: hashing on every reconcile was the main CPU cost.
   local hashes = {} -- uid -> { gen, hash }
+  local deadlines = {} -- uid -> simulated time the progress deadline timer is set for
   local function template_hash(d)
     local uid, gen = d.metadata.uid, d.metadata.generation
     local h = hashes[uid]
@@ -333,8 +334,14 @@ return function(sim)
       if not complete and prog and prog.reason ~= "ProgressDeadlineExceeded" then
         local since = util.parse_time(prog.lastUpdateTime) or tnow
         local left = since + pds - tnow
-        timers.set(d.metadata.uid, math.max(left, 0) + 0.001, function() q.add(ns, name) end)
+        -- Re-arm only when the deadline moved: most reconciles keep it.
+        local at = since + pds
+        if deadlines[d.metadata.uid] ~= at or not timers.has(d.metadata.uid) then
+          deadlines[d.metadata.uid] = at
+          timers.set(d.metadata.uid, math.max(left, 0) + 0.001, function() q.add(ns, name) end)
+        end
       else
+        deadlines[d.metadata.uid] = nil
         timers.cancel(d.metadata.uid)
       end
     end
@@ -356,6 +363,7 @@ return function(sim)
       timers.cancel(obj.metadata.uid)
       marks.forget(obj)
       hashes[obj.metadata.uid] = nil
+      deadlines[obj.metadata.uid] = nil
       return
     end
     q.add(obj.metadata.namespace, obj.metadata.name)

@@ -334,7 +334,32 @@ return function(sim)
     if st.phase == "Succeeded" or st.phase == "Failed" then return end
     local node = pod.spec and pod.spec.nodeName
     local node_idx
-    if not node then
+    local want = pod.spec and pod.spec.nodeSelector
+    if not node and want and next(want) then
+      -- Only nodes whose labels match; none means Unschedulable, as the
+      -- scheduler reports it.
+      local fit = {}
+      local all = store:list("nodes", nil, nil)
+      for _, n in ipairs(all) do
+        if util.selector_matches(want, n.metadata.labels) then fit[#fit + 1] = n.metadata.name end
+      end
+      if #fit == 0 then
+        local t = now()
+        local st2 = { phase = "Pending", conditions = { { type = "PodScheduled", status = "False",
+          reason = "Unschedulable", lastTransitionTime = t,
+          message = string.format("0/%d nodes are available: %d node(s) didn't match Pod's node affinity/selector. preemption: 0/%d nodes are available: %d Preemption is not helpful for scheduling.",
+            #all, #all, #all, #all) } } }
+        util.write_status(sim, RK, pod, st2)
+        return
+      end
+      next_node = next_node + 1
+      node = fit[(next_node - 1) % #fit + 1]
+      node_idx = tonumber(node:match("(%d+)$")) or 1
+      local upd = util.copy(sim, pod)
+      upd.spec.nodeName = node
+      local np = store:update(RK, upd)
+      if np then pod = np end
+    elseif not node then
       next_node = next_node % nodes_n + 1
       node_idx = next_node
       node = "sim-node-" .. node_idx
