@@ -20,6 +20,14 @@ typedef struct cli_verb {
 
 static const cli_verb cli_verbs[] = {
     {"version", cli_version, "print the versions of atom and the libraries it runs with"},
+    {"run", cli_release_verb, "release a script's objects as one transaction"},
+    {"resume", cli_release_verb, "finish a release interrupted by a dead run"},
+    {"status", cli_release_verb, "show a release's state and objects not ready"},
+    {"history", cli_release_verb, "list a release's versions"},
+    {"cancel", cli_release_verb, "cancel a running release (from any machine)"},
+    {"rollback", cli_release_verb, "release an earlier version's objects again"},
+    {"diff", cli_release_verb, "show what a script would change (server-side dry run)"},
+    {"check", cli_release_verb, "validate a script and its manifests without a cluster"},
     {"sim", cli_sim, "serve a simulated Kubernetes API server on loopback (kubectl works)"},
     {NULL, NULL, NULL},
 };

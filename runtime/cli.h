@@ -22,5 +22,6 @@ int cli_main(int argc, char **argv);
 
 int cli_version(int argc, char **argv);
 int cli_sim(int argc, char **argv); /* sim_server.c */
+int cli_release_verb(int argc, char **argv); /* cli_release.c: argv[0] is the verb */
 
 #endif

@@ -1,0 +1,198 @@
+-- atom.release.apply: puts a version's objects into the cluster and takes away the ones it
+-- does not have.
+--
+--   apply.prepare(client, release_name, version, objects, default_ns) -> prepared | nil, err
+--       copies with the release label, the version annotation and the namespace defaulted
+--       (discovery says which kinds are namespaced); kinds not known yet (their CRD is in
+--       this version) are resolved after the CRDs are Established.
+--   apply.apply(client, release_name, version, objects, default_ns, opts) -> prepared | nil, err
+--       server-side apply (field manager atom, force) in dependency order, concurrently
+--       within each group; immutable-field refusals recreate objects annotated
+--       atom.dev/recreate (or atom/recreate) "true", and are an error otherwise.
+--   apply.prune(client, release_name, keep, kinds) -> deleted | nil, err
+--       deletes live objects carrying this release's label, of the given kinds, that are
+--       not in `keep` (prepared objects); never touches an object without the label.
+-- The caller owns every table passed in; prepared objects are new tables.
+local util = require "atom.release.util"
+local records = require "atom.release.records"
+
+local apply = {}
+
+-- Dependency order (Helm's install order, simplified): what other objects need first.
+local GROUP_OF = {
+  Namespace = 1, CustomResourceDefinition = 1,
+  PriorityClass = 2, StorageClass = 2, ServiceAccount = 2, Secret = 2, ConfigMap = 2,
+  PersistentVolume = 2, PersistentVolumeClaim = 2, ClusterRole = 2, ClusterRoleBinding = 2,
+  Role = 2, RoleBinding = 2, LimitRange = 2, ResourceQuota = 2, NetworkPolicy = 2,
+  PodSecurityPolicy = 2, IngressClass = 2, RuntimeClass = 2,
+  Service = 3,
+}
+apply.LAST_GROUP = 4
+
+function apply.group(obj)
+  return GROUP_OF[obj.kind] or apply.LAST_GROUP
+end
+
+local function recreate_allowed(obj)
+  local a = (obj.metadata or {}).annotations or {}
+  return a["atom.dev/recreate"] == "true" or a["atom/recreate"] == "true"
+end
+
+local function immutable(err)
+  if type(err) ~= "table" or err.code ~= 422 then return false end
+  local text = tostring(err.message or "")
+  for _, c in ipairs(err.causes or {}) do text = text .. " " .. tostring(c.message or "") end
+  return text:lower():find("immutable", 1, true) ~= nil
+end
+
+-- One object made ready to apply; nil, err when its kind is unknown to the server.
+local function prepare_one(client, release_name, version, obj, default_ns)
+  local info, err = client:resource_for(obj.apiVersion, obj.kind)
+  if not info then return nil, err end
+  local o = util.copy(obj)
+  o.metadata = o.metadata or {}
+  if info.namespaced then
+    if not o.metadata.namespace or o.metadata.namespace == "" then o.metadata.namespace = default_ns end
+  else
+    o.metadata.namespace = nil
+  end
+  o.metadata.labels = o.metadata.labels or {}
+  o.metadata.labels[util.LABEL] = release_name
+  o.metadata.annotations = o.metadata.annotations or {}
+  o.metadata.annotations[util.VERSION_ANNOTATION] = tostring(version)
+  -- Server-owned fields from a stored live copy would make the apply fail or conflict.
+  o.metadata.resourceVersion, o.metadata.uid, o.metadata.creationTimestamp = nil, nil, nil
+  o.metadata.managedFields, o.metadata.generation = nil, nil
+  o.status = nil
+  return o
+end
+
+function apply.prepare(client, release_name, version, objects, default_ns)
+  local out = {}
+  for i, obj in ipairs(objects) do
+    local o, err = prepare_one(client, release_name, version, obj, default_ns)
+    if not o then return nil, string.format("%s: %s", util.show(obj), tostring(err)) end
+    out[i] = o
+  end
+  return out
+end
+
+local function describe(err)
+  if type(err) == "table" and err.message then return tostring(err.message) end
+  return tostring(err)
+end
+
+-- Applies one group concurrently; recreates where allowed.
+local function apply_group(client, group, opts)
+  local results = client:apply_many(group, { force = true, field_manager = "atom", dry_run = opts.dry_run })
+  local live = {}
+  for i, r in ipairs(results) do
+    local obj = group[i]
+    if r.err then
+      if immutable(r.err) and recreate_allowed(obj) and not opts.dry_run then
+        local md = obj.metadata
+        local _, derr = client:delete(obj.apiVersion, obj.kind, md.namespace, md.name,
+          { propagation = "Foreground" })
+        if derr then return nil, string.format("recreating %s: %s", util.show(obj), describe(derr)) end
+        -- The old object may linger while its finalizers run; retry the create briefly.
+        local made, aerr
+        for _ = 1, 50 do
+          made, aerr = client:apply(obj, { force = true, field_manager = "atom" })
+          if made or not (aerr and aerr.code == 409) then break end
+          client:poll(0.1)
+        end
+        if not made then return nil, string.format("recreating %s: %s", util.show(obj), describe(aerr)) end
+        live[i] = made
+        if opts.log then opts.log(string.format("recreated %s (immutable field changed)", util.show(obj))) end
+      elseif immutable(r.err) then
+        return nil, string.format("%s: %s (annotate it atom.dev/recreate: \"true\" to allow delete and recreate)",
+          util.show(obj), describe(r.err))
+      else
+        return nil, string.format("applying %s: %s", util.show(obj), describe(r.err))
+      end
+    else
+      live[i] = r.object
+    end
+  end
+  return live
+end
+
+function apply.apply(client, release_name, version, objects, default_ns, opts)
+  opts = opts or {}
+  local groups = {}
+  for g = 1, apply.LAST_GROUP do groups[g] = {} end
+  for _, obj in ipairs(objects) do
+    local g = groups[apply.group(obj)]
+    g[#g + 1] = obj
+  end
+  local prepared = {}
+  for g = 1, apply.LAST_GROUP do
+    if #groups[g] > 0 then
+      local batch, err = apply.prepare(client, release_name, version, groups[g], default_ns)
+      if not batch then return nil, err end
+      local _, aerr = apply_group(client, batch, opts)
+      if aerr then return nil, aerr end
+      for _, o in ipairs(batch) do prepared[#prepared + 1] = o end
+      if g == 1 and not opts.dry_run then
+        local crds = {}
+        for _, o in ipairs(batch) do
+          if o.kind == "CustomResourceDefinition" then crds[#crds + 1] = o.metadata.name end
+        end
+        if #crds > 0 then
+          local ok, werr = records.wait_established(client, crds, opts.crd_timeout or 60)
+          if not ok then return nil, werr end
+        end
+      end
+    end
+  end
+  return prepared
+end
+
+-- The release's live objects of the given kinds ("apiVersion|Kind" strings).
+function apply.live(client, release_name, kinds)
+  local out = {}
+  for _, k in ipairs(kinds or {}) do
+    local api_version, kind = k:match("^(.-)|(.*)$")
+    local items, err = client:list(api_version, kind, nil, { labelSelector = util.LABEL .. "=" .. release_name })
+    if not items then
+      -- A kind whose CRD is gone has no objects left to prune.
+      if not (type(err) == "table" and (err.code == 404 or err.code == 0 and tostring(err.message):find("kind"))) then
+        return nil, err
+      end
+    else
+      for _, o in ipairs(items) do
+        o.apiVersion = o.apiVersion or api_version
+        o.kind = o.kind or kind
+        out[#out + 1] = o
+      end
+    end
+  end
+  return out
+end
+
+function apply.prune(client, release_name, keep, kinds, opts)
+  opts = opts or {}
+  local wanted = {}
+  for _, o in ipairs(keep) do wanted[util.key(o)] = true end
+  local live, err = apply.live(client, release_name, kinds)
+  if not live then return nil, err end
+  local doomed = {}
+  for _, o in ipairs(live) do
+    local labels = (o.metadata or {}).labels or {}
+    if labels[util.LABEL] == release_name and not wanted[util.key(o)] and not (o.metadata or {}).deletionTimestamp then
+      doomed[#doomed + 1] = o
+    end
+  end
+  -- Dependents first: workloads before their Services and config, CRDs and Namespaces last.
+  table.sort(doomed, function(a, b) return apply.group(a) > apply.group(b) end)
+  if opts.dry_run then return doomed end
+  for _, o in ipairs(doomed) do
+    local md = o.metadata
+    local _, derr = client:delete(o.apiVersion, o.kind, md.namespace, md.name, { propagation = "Background" })
+    if derr then return nil, string.format("pruning %s: %s", util.show(o), describe(derr)) end
+    if opts.log then opts.log("pruned " .. util.show(o)) end
+  end
+  return doomed
+end
+
+return apply

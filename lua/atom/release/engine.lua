@@ -1,0 +1,335 @@
+-- atom.release.engine: the operations the C state machine (runtime/fsm.c) calls for each
+-- state, and the record writes behind each transition. The driver decides which
+-- transitions exist; this module does the work of each state and says where it wants to go.
+--
+--   engine.new{ client =, namespace =, name =, lease = (atom.release.lease or nil),
+--               plan = { objects =, digest =, script =, deadline =, rollback_deadline =,
+--                        history_limit =, release = (atom.release.script release or nil),
+--                        rollback_of = n } | nil (resume: finish the recorded version only),
+--               progress = view, interrupted = function() -> count (Ctrl-C) | nil,
+--               atom = the Atom as read (nil when the release has none yet) }
+--   e:drive() -> final state | nil, message, status_name   (through atom.fsm.drive)
+-- The methods the driver calls (state, step, hook, transition, announce) follow fsm.h.
+-- Hooks and the policy of a script apply only to the version that script started; a version
+-- inherited from a dead run is finished with the built-in readiness and the default policy.
+local core = require "atom.core"
+local fsm = require "atom.fsm"
+local policy = require "atom.policy"
+local readiness = require "atom.readiness"
+local util = require "atom.release.util"
+local records = require "atom.release.records"
+local apply = require "atom.release.apply"
+local wait = require "atom.release.wait"
+local json = require "atom.json"
+
+local engine = {}
+local Engine = {}
+Engine.__index = Engine
+
+local TRANSITIONS_KEPT = 30
+
+function engine.new(o)
+  local self = setmetatable({
+    client = o.client, namespace = o.namespace, name = o.name, lease = o.lease, plan = o.plan,
+    progress = o.progress or require("atom.release.progress").new({ release = o.name }),
+    interrupted = o.interrupted, atom = o.atom, started = false, versions = {},
+    seen_interrupts = 0, not_ready = {},
+  }, Engine)
+  return self
+end
+
+function Engine:drive()
+  return fsm.drive(self)
+end
+
+function Engine:status()
+  return self.atom and self.atom.status or {}
+end
+
+-- The release script that owns the current version, if this run started it.
+function Engine:script()
+  local st = self:status()
+  if self.plan and self.plan.release and self.own_version and util.int(st.version) == self.own_version then
+    return self.plan.release
+  end
+  if self.plan and self.plan.release and self.next_version and not self.started then
+    return self.plan.release
+  end
+  return nil
+end
+
+function Engine:version_data(n)
+  n = util.int(n) or 0
+  if not self.versions[n] then
+    local v, err = records.get_version(self.client, self.namespace, self.name, n)
+    if not v then error(string.format("reading version %d of %s: %s", n, self.name, tostring(err)), 0) end
+    self.versions[n] = v
+  end
+  return self.versions[n]
+end
+
+function Engine:log(fields)
+  self.progress:log(fields)
+end
+
+-- Called from every wait loop: keeps the lease alive and turns Ctrl-C into a cancel.
+function Engine:tick()
+  if self.lease then
+    local ok, err = self.lease:renew()
+    if not ok then
+      self.lease_lost = tostring(err)
+      return nil, self.lease_lost
+    end
+  end
+  if self.interrupted then
+    local n = self.interrupted()
+    if n > self.seen_interrupts then
+      self.seen_interrupts = n
+      self:log({ { "release", self.name }, { "msg", "interrupted: cancelling (Ctrl-C again to exit at once; `atom resume` finishes later)" } })
+      return "cancel"
+    end
+  end
+  return true
+end
+
+function Engine:check_fn()
+  local rel = self:script()
+  if rel then
+    return function(obj) return rel:check(obj) end
+  end
+  return function(obj) return readiness.check(obj) end
+end
+
+local function describe(err)
+  if type(err) == "table" and err.message then return tostring(err.message) end
+  return tostring(err)
+end
+
+function Engine:apply_version(n)
+  local v = self:version_data(n)
+  local prepared, err = apply.apply(self.client, self.name, n, v.objects, self.namespace, {
+    log = function(msg) self:log({ { "release", self.name }, { "version", n }, { "msg", msg } }) end })
+  if not prepared then return nil, err end
+  local pruned, perr = apply.prune(self.client, self.name, prepared, self:status().kinds or {}, {
+    log = function(msg) self:log({ { "release", self.name }, { "version", n }, { "msg", msg } }) end })
+  if not pruned then return nil, perr end
+  return prepared, #pruned
+end
+
+function Engine:wait_for(prepared, deadline_at, phase)
+  local outcome, message, not_ready = wait.run(self.client, {
+    objects = prepared, release = self.name, namespace = self.namespace, check = self:check_fn(),
+    deadline_at = deadline_at, phase = phase, progress = self.progress,
+    tick = function() return self:tick() end,
+  })
+  self.progress:finish()
+  if not outcome then error(describe(message), 0) end
+  self.not_ready = not_ready or {}
+  return outcome, message
+end
+
+function Engine:deadline_at(seconds)
+  local st = self:status()
+  local started = util.parse_time(st.stepStarted) or core.wall()
+  return started + (util.int(seconds) or 300)
+end
+
+-- ---- the driver's interface -------------------------------------------------------
+
+function Engine:state()
+  return self:status().state or ""
+end
+
+function Engine:step(state)
+  local st = self:status()
+  if state == "" or fsm.terminal(state) then
+    if self.plan and not self.started then
+      self.next_version = (util.int(st.latest) or 0) + 1
+      local what = self.plan.rollback_of and ("rollback to the objects of version " .. self.plan.rollback_of)
+        or ("from " .. tostring(self.plan.script))
+      return "Pending", string.format("version %d %s (digest %s)", self.next_version, what,
+        tostring(self.plan.digest):sub(1, 12))
+    end
+    return nil
+  end
+  local n = util.int(st.version)
+
+  if state == "Pending" then
+    local prepared, err = self:apply_version(n)
+    if not prepared then return "Error", err end
+    self.prepared, self.prepared_for = prepared, n
+    return "Updating", string.format("applied %d object%s%s", #prepared, #prepared == 1 and "" or "s",
+      err > 0 and string.format(", pruned %d", err) or "")
+  end
+
+  if state == "Updating" then
+    local prepared = self.prepared_for == n and self.prepared
+    if not prepared then
+      local v = self:version_data(n)
+      local perr
+      prepared, perr = apply.prepare(self.client, self.name, n, v.objects, self.namespace)
+      if not prepared then return "Error", perr end
+    end
+    local outcome, message = self:wait_for(prepared, self:deadline_at(st.deadline), "Updating")
+    if self.lease_lost then error(self.lease_lost, 0) end
+    if outcome == "ready" then return "Running", message end
+    if outcome == "failed" then return "Error", message end
+    if outcome == "cancelled" then return "Cancelled", message end
+    return "Deadline", message
+  end
+
+  if state == "Cancelled" or state == "Deadline" or state == "Error" then
+    local failure = { state = state, reason = st.message or "", attempt = util.int(st.attempt) or 1,
+                      not_ready = self.not_ready or {} }
+    local rel = self:script()
+    local ok, answer
+    if rel then
+      ok, answer = pcall(rel.decide, rel, failure)
+    else
+      ok, answer = pcall(policy.decide, nil, failure)
+    end
+    if not ok then
+      return "Rollback", "policy failed (rolling back): " .. util.first_line(answer)
+    end
+    if answer == "fail" then return "Failure", "policy chose fail after " .. state .. ": " .. (st.message or "") end
+    if answer == "retry" and state ~= "Cancelled" then
+      local prepared, err = self:apply_version(n)
+      if not prepared then return "Rollback", "retry could not apply: " .. tostring(err) end
+      self.prepared, self.prepared_for = prepared, n
+      return "Updating", string.format("retry %d after %s", failure.attempt, state)
+    end
+    local prev = util.int(st.previous) or 0
+    return "Rollback", prev > 0 and string.format("rolling back to version %d", prev)
+      or "rolling back to the empty version (removing what this release created)"
+  end
+
+  if state == "Rollback" then
+    local prev = util.int(st.previous) or 0
+    local prepared, err = self:apply_version(prev)
+    if not prepared then return "Failure", "rollback could not apply: " .. tostring(err) end
+    local outcome, message = self:wait_for(prepared, self:deadline_at(st.rollbackDeadline or st.deadline), "Rollback")
+    if self.lease_lost then error(self.lease_lost, 0) end
+    if outcome == "ready" then
+      return "Reverted", prev > 0 and string.format("version %d is back: %s", prev, message)
+        or "removed what the release created"
+    end
+    if outcome == "cancelled" then return "Failure", "rollback cancelled" end
+    return "Failure", "rollback did not restore readiness: " .. message
+  end
+  error("no operation for state " .. tostring(state), 0)
+end
+
+function Engine:hook_ctx(from, to, why)
+  local st = self:status()
+  local version = (to == "Pending" and not self.started) and self.next_version or util.int(st.version)
+  return {
+    release = self.name, version = version, from = from, to = to, reason = why,
+    namespace = self.namespace, kube = self.client,
+    log = function(msg)
+      self:log({ { "release", self.name }, { "version", version }, { "hook", to }, { "msg", tostring(msg) } })
+    end,
+    event = function(reason, message)
+      if self.atom and self.atom.metadata.uid then
+        self.client:event(self.atom, { type = "Normal", reason = tostring(reason), message = tostring(message) })
+      end
+    end,
+  }
+end
+
+function Engine:hook(phase, from, to, why)
+  local rel = self:script()
+  if not rel or not rel.run_hook then return true end
+  local ok, res, msg = pcall(rel.run_hook, rel, phase, to, self:hook_ctx(from, to, why))
+  if not ok then res, msg = nil, res end
+  if res then return true end
+  if phase == "after" then
+    self:log({ { "release", self.name }, { "version", self:status().version }, { "hook", "after " .. to },
+               { "error", util.first_line(msg) } })
+    if self.atom and self.atom.metadata.uid then
+      self.client:event(self.atom, { type = "Warning", reason = "HookFailed",
+        message = string.format("after hook of %s failed: %s", to, util.first_line(msg)) })
+    end
+  end
+  return nil, tostring(msg)
+end
+
+function Engine:transition(from, to, why)
+  if self.lease_lost then return nil, self.lease_lost end
+  if self.lease then
+    local ok, err = self.lease:renew()
+    if not ok then self.lease_lost = tostring(err); return nil, self.lease_lost end
+  end
+  local atom = self.atom and util.copy(self.atom) or records.new(self.namespace, self.name)
+  atom.spec, atom.status = atom.spec or {}, atom.status or {}
+  local st = atom.status
+  local now = util.rfc3339(nil, true)
+  if to == "Pending" then
+    local n = self.next_version
+    local plan = self.plan
+    local kinds, err = records.put_version(self.client, self.namespace, self.name, n, plan.objects,
+      { digest = plan.digest, script = plan.script, rollback_of = plan.rollback_of })
+    if not kinds then return nil, "recording version " .. n .. ": " .. describe(err) end
+    local all, seen = {}, {}
+    for _, k in ipairs(st.kinds or {}) do if not seen[k] then seen[k] = true; all[#all + 1] = k end end
+    for _, k in ipairs(kinds) do if not seen[k] then seen[k] = true; all[#all + 1] = k end end
+    -- "Previous" is the last version that reached Running, never one that failed.
+    if from == "Running" then st.previous = util.int(st.version) end
+    st.previous = st.previous or 0
+    st.kinds = json.array(all)
+    st.version, st.latest, st.attempt = n, n, 1
+    st.deadline = plan.deadline or 300
+    st.rollbackDeadline = plan.rollback_deadline or st.deadline
+    st.historyLimit = plan.history_limit or 10
+    st.digest, st.script, st.who = plan.digest, plan.script, util.who()
+    atom.spec.cancel = nil
+  elseif to == "Updating" and (from == "Deadline" or from == "Error") then
+    st.attempt = (util.int(st.attempt) or 1) + 1
+  end
+  st.state, st.message, st.stepStarted = to, why, now
+  local hist = st.transitions or {}
+  hist[#hist + 1] = { from = from, to = to, reason = why, at = now, version = st.version }
+  while #hist > TRANSITIONS_KEPT do table.remove(hist, 1) end
+  st.transitions = json.array(hist)
+
+  local live, err = records.write(self.client, atom)
+  if not live then
+    if err == "conflict" then
+      local fresh, gerr = records.get(self.client, self.namespace, self.name)
+      if not fresh and gerr then return nil, describe(gerr) end
+      self.atom = fresh
+      return "conflict"
+    end
+    return nil, describe(err)
+  end
+  self.atom = live
+  if to == "Pending" then
+    self.started = true
+    self.own_version = util.int(st.version)
+  end
+  records.set_version_state(self.client, self.namespace, self.name, util.int(st.version), to)
+  if fsm.terminal(to) then
+    local keep = { st.version, st.previous }
+    records.prune_history(self.client, self.namespace, self.name, util.int(st.historyLimit) or 10, keep)
+  end
+  return "ok"
+end
+
+function Engine:announce(from, to, why)
+  local st = self:status()
+  local message = string.format("%s => %s: %s", from == "" and "(none)" or from, to, util.first_line(why))
+  local normal = { Pending = true, Updating = true, Running = true, Reverted = true }
+  local _, err = self.client:event(self.atom, { type = normal[to] and "Normal" or "Warning", reason = to,
+                                               message = message })
+  self:log({ { "release", self.name }, { "version", st.version }, { "from", from }, { "to", to },
+             { "reason", why } })
+  if err then
+    self:log({ { "release", self.name }, { "msg", "could not emit event: " .. describe(err) } })
+  end
+end
+
+-- The verbs, under the names atom.api (the embedding API) calls on this module.
+for _, verb in ipairs({ "run", "resume", "rollback", "cancel", "status", "history", "diff" }) do
+  engine[verb] = function(...) return require("atom.release.verbs")[verb](...) end
+end
+
+return engine
