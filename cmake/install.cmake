@@ -31,53 +31,77 @@ set_target_properties(atom_shared PROPERTIES
 add_library(atom_static STATIC $<TARGET_OBJECTS:atom_objects>)
 set_target_properties(atom_static PROPERTIES OUTPUT_NAME atom)
 
-install(TARGETS atom RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(TARGETS atom_shared EXPORT atomTargets
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS atom_static ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(FILES ${CMAKE_SOURCE_DIR}/include/atom.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# luarocks (rockspec/atom-scm-1.rockspec) installs only the Lua module: the
+# Lua files into PREFIX/lua and the C modules into PREFIX/lib, the layout
+# luarocks deploys into its tree. Everything else is left out of `all`.
+option(ATOM_LUAROCKS "Build and install only the Lua module, laid out for luarocks" OFF)
 
-# pkg-config
-if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
-  set(ATOM_PC_LIBDIR "${CMAKE_INSTALL_LIBDIR}")
-else()
-  set(ATOM_PC_LIBDIR "\${exec_prefix}/${CMAKE_INSTALL_LIBDIR}")
-endif()
-if(IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
-  set(ATOM_PC_INCLUDEDIR "${CMAKE_INSTALL_INCLUDEDIR}")
-else()
-  set(ATOM_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
-endif()
-file(RELATIVE_PATH ATOM_PC_RELPREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
-string(REGEX REPLACE "/$" "" ATOM_PC_RELPREFIX "${ATOM_PC_RELPREFIX}")
-configure_file(${CMAKE_SOURCE_DIR}/cmake/atom.pc.in ${CMAKE_BINARY_DIR}/atom.pc @ONLY)
-install(FILES ${CMAKE_BINARY_DIR}/atom.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+if(NOT ATOM_LUAROCKS)
+  install(TARGETS atom RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(TARGETS atom_shared EXPORT atomTargets
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(TARGETS atom_static ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(FILES ${CMAKE_SOURCE_DIR}/include/atom.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
-# CMake package
-set(ATOM_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/atom)
-install(EXPORT atomTargets NAMESPACE atom:: DESTINATION ${ATOM_CMAKE_DIR})
-configure_package_config_file(${CMAKE_SOURCE_DIR}/cmake/atomConfig.cmake.in
-  ${CMAKE_BINARY_DIR}/atomConfig.cmake
-  INSTALL_DESTINATION ${ATOM_CMAKE_DIR}
-  PATH_VARS CMAKE_INSTALL_LIBDIR CMAKE_INSTALL_INCLUDEDIR)
-write_basic_package_version_file(${CMAKE_BINARY_DIR}/atomConfigVersion.cmake
-  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
-install(FILES ${CMAKE_BINARY_DIR}/atomConfig.cmake ${CMAKE_BINARY_DIR}/atomConfigVersion.cmake
-  DESTINATION ${ATOM_CMAKE_DIR})
+  # pkg-config
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+    set(ATOM_PC_LIBDIR "${CMAKE_INSTALL_LIBDIR}")
+  else()
+    set(ATOM_PC_LIBDIR "\${exec_prefix}/${CMAKE_INSTALL_LIBDIR}")
+  endif()
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+    set(ATOM_PC_INCLUDEDIR "${CMAKE_INSTALL_INCLUDEDIR}")
+  else()
+    set(ATOM_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+  endif()
+  file(RELATIVE_PATH ATOM_PC_RELPREFIX /prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig /prefix)
+  string(REGEX REPLACE "/$" "" ATOM_PC_RELPREFIX "${ATOM_PC_RELPREFIX}")
+  configure_file(${CMAKE_SOURCE_DIR}/cmake/atom.pc.in ${CMAKE_BINARY_DIR}/atom.pc @ONLY)
+  install(FILES ${CMAKE_BINARY_DIR}/atom.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+  # CMake package
+  set(ATOM_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/atom)
+  install(EXPORT atomTargets NAMESPACE atom:: DESTINATION ${ATOM_CMAKE_DIR})
+  configure_package_config_file(${CMAKE_SOURCE_DIR}/cmake/atomConfig.cmake.in
+    ${CMAKE_BINARY_DIR}/atomConfig.cmake
+    INSTALL_DESTINATION ${ATOM_CMAKE_DIR}
+    PATH_VARS CMAKE_INSTALL_LIBDIR CMAKE_INSTALL_INCLUDEDIR)
+  write_basic_package_version_file(${CMAKE_BINARY_DIR}/atomConfigVersion.cmake
+    VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
+  install(FILES ${CMAKE_BINARY_DIR}/atomConfig.cmake ${CMAKE_BINARY_DIR}/atomConfigVersion.cmake
+    DESTINATION ${ATOM_CMAKE_DIR})
+endif()
 
 # The Lua half, for plain lua5.4 and for reading: same tree as lua/.
-set(ATOM_LUA_SHARE ${CMAKE_INSTALL_DATADIR}/lua/5.4)
-set(ATOM_LUA_LIB ${CMAKE_INSTALL_LIBDIR}/lua/5.4)
+if(ATOM_LUAROCKS)
+  set(ATOM_LUA_SHARE lua)
+  set(ATOM_LUA_LIB lib)
+  get_property(ATOM_ALL_TARGETS DIRECTORY ${CMAKE_SOURCE_DIR} PROPERTY BUILDSYSTEM_TARGETS)
+  foreach(t IN LISTS ATOM_ALL_TARGETS)
+    if(NOT t STREQUAL "atom_lua_module")
+      set_target_properties(${t} PROPERTIES EXCLUDE_FROM_ALL ON)
+    endif()
+  endforeach()
+else()
+  set(ATOM_LUA_SHARE ${CMAKE_INSTALL_DATADIR}/lua/5.4)
+  set(ATOM_LUA_LIB ${CMAKE_INSTALL_LIBDIR}/lua/5.4)
+endif()
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/lua/ DESTINATION ${ATOM_LUA_SHARE}
   FILES_MATCHING PATTERN "*.lua" PATTERN "*_spec.lua" EXCLUDE)
 install(TARGETS atom_lua_module LIBRARY DESTINATION ${ATOM_LUA_LIB}/atom)
+# Each native module is the same core.so under its own name (require
+# "atom.host" opens atom/host.so -> luaopen_atom_host). Copies, not
+# symlinks: luarocks deploys files one by one.
 foreach(mod IN LISTS ATOM_NATIVE_MODULES)
   if(NOT mod STREQUAL "core")
-    install(CODE "execute_process(COMMAND \${CMAKE_COMMAND} -E create_symlink core.so
-      \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${ATOM_LUA_LIB}/atom/${mod}.so\")")
+    install(FILES $<TARGET_FILE:atom_lua_module> DESTINATION ${ATOM_LUA_LIB}/atom RENAME ${mod}.so)
   endif()
 endforeach()
+
+if(ATOM_LUAROCKS)
+  return()
+endif()
 
 install(FILES ${CMAKE_SOURCE_DIR}/man/atom.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 
