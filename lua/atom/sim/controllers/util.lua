@@ -152,36 +152,43 @@ end
 function M.child_index(sim, child_rk, owner_kind, on_change)
   local by_owner = {}
   local idx = {}
+  -- The controller ref of o when its kind is owner_kind: several indexes see
+  -- every pod event, so this must be cheap for the others.
+  local function ref_of(o)
+    local refs = o and o.metadata.ownerReferences
+    if not refs then return nil end
+    for i = 1, #refs do
+      local r = refs[i]
+      if r.controller then
+        if r.kind == owner_kind then return r end
+        return nil
+      end
+    end
+    return nil
+  end
   sim.store:subscribe(function(ev, rk, obj, old)
     if rk ~= child_rk then return end
+    local oref = ref_of(old)
+    local nref = ev ~= "DELETED" and ref_of(obj) or nil
+    if not oref and not nref then return end
     local ns, name = obj.metadata.namespace, obj.metadata.name
-    local oref = old and M.controller_ref(old)
-    local nref = ev ~= "DELETED" and M.controller_ref(obj) or nil
-    if oref and oref.kind == owner_kind and (not nref or nref.uid ~= oref.uid) then
+    local k = M.key(ns, name)
+    if oref and (not nref or nref.uid ~= oref.uid) then
       local set = by_owner[oref.uid]
-      if set then set[M.key(ns, name)] = nil end
-    end
-    if ev == "DELETED" then
-      local r = M.controller_ref(obj)
-      if r and r.kind == owner_kind then
-        local set = by_owner[r.uid]
-        if set then
-          set[M.key(ns, name)] = nil
-          if next(set) == nil then by_owner[r.uid] = nil end
-        end
-        on_change(r, obj, ev)
+      if set then
+        set[k] = nil
+        if next(set) == nil then by_owner[oref.uid] = nil end
       end
-      return
     end
-    if nref and nref.kind == owner_kind then
+    if nref then
       local set = by_owner[nref.uid]
       if not set then
         set = {}
         by_owner[nref.uid] = set
       end
-      set[M.key(ns, name)] = name
+      set[k] = name
       on_change(nref, obj, ev)
-    elseif oref and oref.kind == owner_kind then
+    else
       on_change(oref, obj, ev)
     end
   end)
@@ -250,7 +257,8 @@ local function fingerprint(v, out)
       keys[#keys + 1] = k
     end
   end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  local ok = pcall(table.sort, keys)
+  if not ok then table.sort(keys, function(a, b) return tostring(a) < tostring(b) end) end
   out[#out + 1] = "{"
   for _, k in ipairs(keys) do
     out[#out + 1] = tostring(k) .. "="
