@@ -46,6 +46,8 @@ function hooks.context(ctx, release)
   local out = {}
   for k, v in pairs(ctx or {}) do out[k] = v end
   out.namespace = out.namespace or (release and release.namespace)
+  -- Versions are whole numbers; one that went through JSON may arrive as 1.0.
+  if math.type(out.version) == "float" then out.version = math.tointeger(out.version) or out.version end
   out.log = out.log or function(msg) io.stderr:write(tostring(msg), "\n") end
   out.event = out.event or function() end
   if out.run_job == nil then
@@ -65,7 +67,8 @@ function hooks.run(release, phase, state_name, ctx)
   local fn = set and set[state_name]
   if fn == nil then return true end
   local script = require "atom.release.script"
-  local name = string.format("hook %s %s (%s)", phase, state_name, script.fn_where(fn))
+  local where = release._hook_where and release._hook_where[phase .. " " .. state_name] or script.fn_where(fn)
+  local name = string.format("hook %s %s (%s)", phase, state_name, where)
   local limits = release.limits
   local seconds = limits.hook_seconds or limits.seconds
   local ok, a, kind = release:call(seconds, fn, hooks.context(ctx, release))

@@ -45,7 +45,7 @@ local function describe_state(name, state)
   local t = state.terminated
   if type(t) == "table" and (t.reason or t.exitCode) then
     return string.format("%s terminated: %s (exit code %s)%s", name, tostring(t.reason or "?"),
-      tostring(t.exitCode or "?"), t.message and (": " .. tostring(t.message)) or "")
+      tostring(math.tointeger(t.exitCode) or t.exitCode or "?"), t.message and (": " .. tostring(t.message)) or "")
   end
   return nil
 end

@@ -45,7 +45,7 @@ end
 -- checkout's lua/ ($ATOM_LUA_DIR or this file's own path), or the install prefix.
 local function hooks_dirs(opts)
   local dirs = {}
-  local function add(d) if d and d ~= "" then dirs[#dirs + 1] = d end end
+  local function add(d) if d and d ~= "" then dirs[#dirs + 1] = atom_mod.normalize(d) end end
   add(opts.hooks_dir)
   add(os.getenv("ATOM_HOOKS_DIR"))
   local lua_dir = os.getenv("ATOM_LUA_DIR")

@@ -411,6 +411,7 @@ local function do_load(path, opts)
 
   -- hooks
   local hooks = { before = {}, after = {} }
+  local hook_where = {}
   if t.hooks ~= nil then
     if type(t.hooks) ~= "table" then invalid(at("hooks") .. ": hooks must be a table, got " .. type(t.hooks)) end
     for phase, set in pairs(t.hooks) do
@@ -429,6 +430,12 @@ local function do_load(path, opts)
           invalid(string.format("%s: hooks.%s.%s must be a function, got %s", at(state), phase, state, type(fn)))
         end
         hooks[phase][state] = fn
+        -- Where the hook is named in this script, when its code lives elsewhere (a
+        -- ready-made hook or a module): errors then point at both.
+        local defined = fn_where(fn)
+        if defined:sub(1, #path + 1) ~= path .. ":" then
+          hook_where[phase .. " " .. state] = path .. ":" .. idx.field(state, idx.field("hooks")) .. ", " .. defined
+        end
       end
     end
   end
@@ -444,6 +451,7 @@ local function do_load(path, opts)
     script_digest = core.sha256_hex(text), dir = dir, description = t.description,
   }, Release)
   release._checks = wrap_checks(release, t.readiness)
+  release._hook_where = hook_where
   return release
 end
 
