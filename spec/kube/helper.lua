@@ -83,6 +83,7 @@ function H.start(opts)
   function srv.stop()
     srv.ctl:close()
     os.execute("kill " .. pid .. " 2>/dev/null")
+    os.execute("rm -rf " .. dir)
   end
   return srv
 end

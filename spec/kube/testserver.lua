@@ -434,6 +434,7 @@ local function control(c, req)
   local path = req.target
   local body = req.body ~= "" and cjson.decode(req.body) or {}
   if path == "/_test/faults" then
+    if body.clear then faults = {} end
     for _, f in ipairs(body.faults or {}) do faults[#faults + 1] = f end
   elseif path == "/_test/tokens" then
     valid_tokens = {}
@@ -465,7 +466,7 @@ local function dispatch(c, req)
   if req.target:find("^/_test/") then return control(c, req) end
   local entry = { method = req.method, target = req.target, auth = req.headers["authorization"],
                   content_type = req.headers["content-type"], accept = req.headers["accept"],
-                  cn = c.cn, ua = req.headers["user-agent"] }
+                  cn = c.cn, ua = req.headers["user-agent"], t = socket.gettime() }
   log[#log + 1] = entry
   local line = req.method .. " " .. req.target
   for i, f in ipairs(faults) do
@@ -514,7 +515,7 @@ local function serve(c)
     local cert = c.sock:getpeercertificate()
     if cert and c.sock:getpeerverification() then
       for _, e in ipairs(cert:subject()) do
-        if e.name == "CN" or e.short_name == "CN" then c.cn = e.value end
+        if e.name == "commonName" or e.oid == "2.5.4.3" then c.cn = e.value end
       end
     end
   end

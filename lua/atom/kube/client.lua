@@ -47,6 +47,7 @@ function Client:make_error(what, code, status, detail, extra)
     causes = status and status.details and status.details.causes or nil,
     what = what,
     server = self.server,
+    detail = detail,
   }
   e.message = ("%s of %s: %s"):format(what, self.server, detail)
   if extra then for k, v in pairs(extra) do e[k] = v end end
@@ -274,9 +275,17 @@ end
 
 -- Resolves kind and namespace for a verb; namespaced kinds default to the
 -- client's namespace, cluster-scoped kinds ignore any namespace given.
-function Client:_target(api_version, kind, namespace, all_allowed)
+function Client:_target(api_version, kind, namespace, all_allowed, verb, name)
   local info, ierr = self:resource_for(api_version, kind)
-  if not info then return nil, ierr end
+  if not info then
+    if verb and ierr.what and ierr.what:find("^discover") then
+      -- Say what the user asked for, then why it could not be looked up.
+      local e = self:make_error(verb .. " " .. describe(kind, namespace, name), ierr.code, ierr.status,
+        ("%s failed: %s"):format(ierr.what, ierr.detail))
+      return nil, e
+    end
+    return nil, ierr
+  end
   local ns
   if info.namespaced then
     ns = namespace
@@ -293,7 +302,7 @@ local function obj_ref(obj)
 end
 
 function Client:get(api_version, kind, namespace, name)
-  local info, ns = self:_target(api_version, kind, namespace)
+  local info, ns = self:_target(api_version, kind, namespace, false, "get", name)
   if not info then return nil, ns end
   local status, body = self:request { method = "GET", path = self:path_for(info, ns, name),
     what = "get " .. describe(kind, ns, name) }
@@ -306,7 +315,7 @@ end
 -- continue token), resourceVersion.
 function Client:list(api_version, kind, namespace, opts)
   opts = opts or {}
-  local info, ns = self:_target(api_version, kind, namespace, true)
+  local info, ns = self:_target(api_version, kind, namespace, true, "list")
   if not info then return nil, ns end
   local path = self:path_for(info, ns)
   local items, rv, token, pages = json.array(), nil, opts.continue, 0
@@ -335,7 +344,7 @@ end
 
 function Client:_write(method, obj, sub, verb)
   local av, kind, ns, name = obj_ref(obj)
-  local info, tns = self:_target(av, kind, ns)
+  local info, tns = self:_target(av, kind, ns, false, verb, name)
   if not info then return nil, tns end
   local status, body = self:request { method = method,
     path = self:path_for(info, tns, method ~= "POST" and name or nil, sub),
@@ -354,7 +363,7 @@ function Client:_apply_req(obj, opts)
   if not name then
     return nil, self:make_error("apply " .. tostring(kind), 0, nil, "the object has no metadata.name")
   end
-  local info, tns = self:_target(av, kind, ns)
+  local info, tns = self:_target(av, kind, ns, false, "apply " .. tostring(av), name)
   if not info then return nil, tns end
   return {
     method = "PATCH", path = self:path_for(info, tns, name),
@@ -407,7 +416,7 @@ function Client:patch(api_version, kind, namespace, name, patch, ptype)
     return nil, self:make_error("patch " .. describe(kind, namespace, name), 0, nil,
       ("unknown patch type %q (merge, json or strategic)"):format(tostring(ptype)))
   end
-  local info, ns = self:_target(api_version, kind, namespace)
+  local info, ns = self:_target(api_version, kind, namespace, false, ptype .. " patch", name)
   if not info then return nil, ns end
   local status, body = self:request { method = "PATCH", path = self:path_for(info, ns, name),
     body = patch, content_type = ct, what = ptype .. " patch " .. describe(kind, ns, name) }
@@ -416,7 +425,7 @@ function Client:patch(api_version, kind, namespace, name, patch, ptype)
 end
 
 function Client:_delete_req(api_version, kind, namespace, name, opts)
-  local info, ns = self:_target(api_version, kind, namespace)
+  local info, ns = self:_target(api_version, kind, namespace, false, "delete", name)
   if not info then return nil, ns end
   return {
     method = "DELETE", path = self:path_for(info, ns, name),
