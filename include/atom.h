@@ -262,6 +262,10 @@ typedef struct atom_release_info {
 
 ATOM_API int atom_release_status(atom_runtime *rt, const char *name, atom_release_info *out);
 
+/* The record of a loaded release, looked up in the script's own namespace
+ * (which may differ from the runtime's). Strings as atom_release_status. */
+ATOM_API int atom_release_describe(atom_release *r, atom_release_info *out);
+
 /* One version in a release's history; strings valid only during the call. */
 typedef struct atom_version_info {
     long version;

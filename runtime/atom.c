@@ -895,16 +895,10 @@ int atom_release_rollback(atom_runtime *rt, const char *name, long to_version,
     return rc != ATOM_OK ? rc : finish_state(rt, final_state);
 }
 
-int atom_release_status(atom_runtime *rt, const char *name, atom_release_info *out)
+/* Fills out from the status table on top of the stack and keeps it. */
+static int fill_info(atom_runtime *rt, atom_release_info *out)
 {
-    if (rt == NULL)
-        return ATOM_EINVAL;
-    if (out == NULL)
-        return rt_fail(rt, ATOM_EINVAL, "atom_release_status: out is NULL");
-    memset(out, 0, sizeof *out);
-    int rc = by_name(rt, "status", name, 0, 0);
-    if (rc != ATOM_OK)
-        return rc;
+    int rc;
     lua_State *L = lh_state(rt->host);
     if (!lua_istable(L, -1)) {
         rc = rt_fail(rt, ATOM_ELUA, "atom.api.status returned a %s, not a table",
@@ -927,6 +921,40 @@ int atom_release_status(atom_runtime *rt, const char *name, atom_release_info *o
         out->message = "";
     keep_last(L);
     return rt_ok(rt);
+}
+
+int atom_release_status(atom_runtime *rt, const char *name, atom_release_info *out)
+{
+    if (rt == NULL)
+        return ATOM_EINVAL;
+    if (out == NULL)
+        return rt_fail(rt, ATOM_EINVAL, "atom_release_status: out is NULL");
+    memset(out, 0, sizeof *out);
+    int rc = by_name(rt, "status", name, 0, 0);
+    return rc != ATOM_OK ? rc : fill_info(rt, out);
+}
+
+int atom_release_describe(atom_release *r, atom_release_info *out)
+{
+    if (r == NULL)
+        return ATOM_ESTATE;
+    atom_runtime *rt = r->rt;
+    if (out == NULL)
+        return rt_fail(rt, ATOM_EINVAL, "atom_release_describe: out is NULL");
+    memset(out, 0, sizeof *out);
+    lua_State *L = lh_state(rt->host);
+    int rc = push_api(rt, "status");
+    if (rc != ATOM_OK)
+        return rc;
+    lua_pushstring(L, r->name);
+    push_opts(rt);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->ref);
+    lua_getfield(L, -1, "namespace");
+    lua_setfield(L, -3, "namespace");
+    lua_pop(L, 1);
+    if ((rc = call_api(rt, 2)) != ATOM_OK)
+        return rc;
+    return fill_info(rt, out);
 }
 
 int atom_release_history(atom_runtime *rt, const char *name, atom_history_fn fn, void *user)
