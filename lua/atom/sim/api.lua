@@ -7,6 +7,7 @@ local selectors = require "atom.sim.selectors"
 local patchmod = require "atom.sim.patch"
 local tables = require "atom.sim.tables"
 local discovery = require "atom.sim.discovery"
+local protobuf = require "atom.sim.protobuf"
 
 local M = {}
 
@@ -69,7 +70,13 @@ local function decode_body(body, ctype)
 end
 
 local function decode_object(body, ctype)
-  local v, err = decode_body(body, ctype)
+  local v, err
+  if (ctype or ""):find("application/vnd.kubernetes.protobuf", 1, true) then
+    v, err = protobuf.decode(body)
+    if v == nil then return nil, status.new(415, tostring(err), "UnsupportedMediaType") end
+  else
+    v, err = decode_body(body, ctype)
+  end
   if v == nil then
     return nil, status.bad_request("the object provided is unrecognized or malformed: " .. tostring(err))
   end
@@ -797,13 +804,6 @@ local function route(sim, req, r_out)
       if fault.retry_after then st.retry_after = fault.retry_after end
       return status_resp(st)
     end
-  end
-  local ct = headers["content-type"] or ""
-  if (verb == "create" or verb == "update") and ct:find("protobuf", 1, true) then
-    -- client-go switches to JSON after a 415 for protobuf bodies
-    return status_resp(status.new(415, string.format(
-      'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got %q)', ct),
-      "UnsupportedMediaType"))
   end
   if verb == "watch" then return do_watch(sim, r, fault) end
   if verb == "list" then return do_list(sim, r) end
