@@ -237,3 +237,33 @@ describe("patch: server-side apply", function()
     assert.is_nil(set["f:metadata\nf:name"])
   end)
 end)
+
+describe("patch: client-side to server-side apply upgrade", function()
+  it("does not report conflicts on fields the last-applied annotation lists", function()
+    local t = H.new()
+    local d = H.deployment("web")
+    local ann = require("atom.sim.util").encode(d)
+    d.metadata.annotations = { ["kubectl.kubernetes.io/last-applied-configuration"] = ann }
+    t.req("POST", DEP .. "?fieldManager=kubectl-client-side-apply", { body = d })
+    local r = t.req("PATCH", DEP .. "/web?fieldManager=kubectl&force=false",
+      { body = H.deployment("web", { replicas = 4 }), ctype = "application/apply-patch+yaml" })
+    assert.equal(200, r.status)
+    assert.equal(4, r.json.spec.replicas)
+    -- a manager other than client-side apply still conflicts
+    local r2 = t.req("PATCH", DEP .. "/web?fieldManager=other&force=false",
+      { body = H.deployment("web", { replicas = 6 }), ctype = "application/apply-patch+yaml" })
+    assert.equal(409, r2.status)
+  end)
+
+  it("takes managedFields a client writes explicitly", function()
+    local t = H.new()
+    t.req("POST", DEP .. "?fieldManager=kubectl-create", { body = H.deployment("web") })
+    local mf = { { manager = "migrated", operation = "Apply", apiVersion = "apps/v1", fieldsType = "FieldsV1",
+      fieldsV1 = { ["f:spec"] = { ["f:replicas"] = {} } } } }
+    local r = t.patch(DEP .. "/web", { { op = "replace", path = "/metadata/managedFields", value = mf } },
+      "application/json-patch+json")
+    assert.equal(200, r.status)
+    assert.equal(1, #r.json.metadata.managedFields)
+    assert.equal("migrated", r.json.metadata.managedFields[1].manager)
+  end)
+end)

@@ -301,6 +301,20 @@ local function check_body_identity(r, obj, for_create)
   return nil
 end
 
+-- A write that itself changes metadata.managedFields (kubectl's client-side to server-side apply
+-- migration does, with a JSON patch) is trusted as the new ownership record, as the apiserver
+-- does; an empty list resets tracking.
+local function client_set_managed_fields(old, new)
+  local mf = new.metadata.managedFields
+  if mf == nil or util.equal(mf, old.metadata.managedFields) then return false end
+  if not patchmod.is_list(mf) and not (type(mf) == "table" and next(mf) == nil) then
+    new.metadata.managedFields = nil
+    return false
+  end
+  if next(mf) == nil then new.metadata.managedFields = nil end
+  return true
+end
+
 local function do_create(sim, r)
   if r.name then return status_resp(status.method_not_allowed()) end
   local obj, err = decode_object(r.body, r.headers["content-type"])
@@ -376,10 +390,12 @@ local function do_update(sim, r)
   end
   body.apiVersion = old.apiVersion
   body.kind = r.info.kind
-  body.metadata.managedFields = nil
   if r.info.subresources.status then body.status = old.status end
-  patchmod.record_update(old, body, { manager = manager_of(r), ctx = ctx_of(r.info),
-    api_version = api_version_of(sim, r.info, r.version), time = sim.clock:rfc3339() })
+  if not client_set_managed_fields(old, body) then
+    body.metadata.managedFields = old.metadata.managedFields
+    patchmod.record_update(old, body, { manager = manager_of(r), ctx = ctx_of(r.info),
+      api_version = api_version_of(sim, r.info, r.version), time = sim.clock:rfc3339() })
+  end
   return write_back(sim, r, old, body)
 end
 
@@ -390,6 +406,21 @@ local PATCH_TYPES = {
   ["application/apply-patch+yaml"] = "apply",
   ["application/apply-patch+json"] = "apply",
 }
+
+-- Upgrade path from client-side to server-side apply (apimachinery's last-applied manager):
+-- conflicts with the client-side apply manager on fields that its
+-- last-applied-configuration annotation lists are not reported.
+local function last_applied_allows(old, conflicts, ctx)
+  local ann = util.get_path(old, "metadata", "annotations", "kubectl.kubernetes.io/last-applied-configuration")
+  if type(ann) ~= "string" then return false end
+  local last = util.decode(ann)
+  if not patchmod.is_map(last) then return false end
+  local set = patchmod.fieldset(util.strip_nulls(last), ctx, false)
+  for _, c in ipairs(conflicts) do
+    if c.manager ~= "kubectl-client-side-apply" or not set[c.raw] then return false end
+  end
+  return true
+end
 
 local function do_apply(sim, r, old)
   local manager = r.q.fieldManager
@@ -415,6 +446,11 @@ local function do_apply(sim, r, old)
   local merged, conflicts = patchmod.apply(old, body, { manager = manager, force = r.q.force == "true",
     api_version = av, time = sim.clock:rfc3339(), ctx = ctx_of(r.info),
     with_status = with_status or not r.info.subresources.status })
+  if not merged and old and last_applied_allows(old, conflicts, ctx_of(r.info)) then
+    merged, conflicts = patchmod.apply(old, body, { manager = manager, force = true,
+      api_version = av, time = sim.clock:rfc3339(), ctx = ctx_of(r.info),
+      with_status = with_status or not r.info.subresources.status })
+  end
   if not merged then
     local causes = util.array()
     for i, c in ipairs(conflicts) do
@@ -477,7 +513,7 @@ local function do_patch(sim, r)
   end
   patched.metadata.namespace = old.metadata.namespace
   patched.metadata.uid = old.metadata.uid
-  if r.sub ~= "status" then
+  if r.sub ~= "status" and not client_set_managed_fields(old, patched) then
     patched.metadata.managedFields = old.metadata.managedFields
     patchmod.record_update(old, patched, { manager = manager_of(r), ctx = ctx_of(r.info),
       api_version = api_version_of(sim, r.info, r.version), time = sim.clock:rfc3339() })
