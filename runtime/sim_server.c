@@ -59,6 +59,10 @@
 /* Watches are held open for minutes; idle keep-alive sockets of dead
  * clients are reaped by the kernel's EOF, not by this. */
 #define SIM_IO_TIMEOUT_SECONDS 3600
+/* A watcher that stops reading must not grow our memory without bound: past
+ * this much unsent output its connection is dropped, as a real apiserver
+ * drops a watcher whose event channel is full. */
+#define SIM_STREAM_BACKLOG_MAX ((size_t)16 << 20)
 #define SIM_SLOT_BITS 24
 #define SIM_SLOT_MAX ((uint32_t)1 << SIM_SLOT_BITS)
 
@@ -91,6 +95,7 @@ typedef struct sim_call {
     sim_call_state state;
     int stream;         /* the response is a stream */
     int finish_pending; /* loop.finish came before the stream started */
+    int overflow;       /* its client fell too far behind: drop the connection */
     int status;
     struct evbuffer *buf; /* early stream chunks, or a delayed body */
     struct event *timer;  /* the delay */
@@ -118,6 +123,7 @@ struct sim_server {
     uint32_t nslots, slot_cap, free_head;
     sim_call *live; /* delayed and streaming calls */
     struct evbuffer *scratch;
+    struct event *drop; /* drops overflowed connections outside Lua's calls */
     int stopping;
 };
 
@@ -336,6 +342,18 @@ static int sim_loop_write(void *ctx, long long id, const char *data, size_t len)
     }
     if (len == 0)
         return 1; /* an empty chunk would end the chunked body */
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->conn);
+    if (c->overflow ||
+        (bev && evbuffer_get_length(bufferevent_get_output(bev)) > SIM_STREAM_BACKLOG_MAX)) {
+        /* Freeing the connection here would re-enter Lua from inside its
+         * write; a zero timer does it once this call has returned. */
+        if (!c->overflow) {
+            struct timeval now = {0, 0};
+            c->overflow = 1;
+            evtimer_add(srv->drop, &now);
+        }
+        return 0;
+    }
     evbuffer_add(srv->scratch, data, len);
     evhttp_send_reply_chunk(c->req, srv->scratch);
     evbuffer_drain(srv->scratch, evbuffer_get_length(srv->scratch));
@@ -385,6 +403,25 @@ static void sim_on_close(struct evhttp_connection *conn, void *arg)
         if (c->req && evhttp_request_get_connection(c->req) != NULL)
             c->req = NULL;
         sim_call_free(c);
+    }
+}
+
+static void sim_on_drop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sim_server *srv = arg;
+    for (sim_call *c = srv->live; c;) {
+        if (!c->overflow) {
+            c = c->next;
+            continue;
+        }
+        struct evhttp_connection *conn = c->conn;
+        fprintf(stderr, "atom sim: dropping a watch whose client stopped reading\n");
+        sim_on_close(conn, srv); /* frees every call of conn, c included */
+        evhttp_connection_set_closecb(conn, NULL, NULL);
+        evhttp_connection_free(conn);
+        c = srv->live; /* the list changed under us */
     }
 }
 
@@ -1003,6 +1040,8 @@ static void sim_shutdown(sim_server *srv)
         event_free(srv->sigint);
     if (srv->sigterm)
         event_free(srv->sigterm);
+    if (srv->drop)
+        event_free(srv->drop);
     /* Lua first: its timers hold events of the base. */
     lh_free(srv->host);
     if (srv->ssl_ctx)
@@ -1060,9 +1099,10 @@ static int sim_run(const sim_options *o, atom_error *err)
         evhttp_set_bevcb(srv->http, sim_bevcb, srv);
     }
 
+    srv->drop = evtimer_new(srv->base, sim_on_drop, srv);
     srv->sigint = evsignal_new(srv->base, SIGINT, sim_on_signal, srv);
     srv->sigterm = evsignal_new(srv->base, SIGTERM, sim_on_signal, srv);
-    if (!srv->sigint || !srv->sigterm || evsignal_add(srv->sigint, NULL) != 0 ||
+    if (!srv->drop || !srv->sigint || !srv->sigterm || evsignal_add(srv->sigint, NULL) != 0 ||
         evsignal_add(srv->sigterm, NULL) != 0) {
         rc = atom_error_set(err, ATOM_EIO, "cannot install signal handlers");
         goto out;

@@ -43,12 +43,27 @@ function M:handle(req)
     self.open[req.stream] = true
     loop.write(req.stream, '{"type":"ADDED"}\n')
     return { status = 200, stream = true }
+  elseif req.path == "/flood" then
+    -- Writes until the server refuses: a client that never reads.
+    local id, chunk = req.stream, string.rep("x", 1024 * 1024) .. "\n"
+    self.open[id] = true
+    local function more()
+      for _ = 1, 4 do
+        if not loop.write(id, chunk) then
+          self.flood_refused = (self.flood_refused or 0) + 1
+          return
+        end
+      end
+      loop.timer(0, more)
+    end
+    loop.timer(0, more)
+    return { status = 200, stream = true }
   elseif req.path == "/closed" then
     local ids = {}
     for id in pairs(self.closed_ids) do ids[#ids + 1] = id end
     local open = 0
     for _ in pairs(self.open) do open = open + 1 end
-    return json(200, { closed = #ids, open = open })
+    return json(200, { closed = #ids, open = open, flood_refused = self.flood_refused or 0 })
   elseif req.path == "/delay" then
     return { status = 202, headers = { ["Content-Type"] = "text/plain" }, body = "late", delay = 0.1 }
   elseif req.path == "/error" then

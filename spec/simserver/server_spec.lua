@@ -157,6 +157,20 @@ describe("atom sim server (HTTP)", function()
     assert.equal(0, closed_counts(s).open)
   end)
 
+  it("drops a stream whose client stops reading instead of buffering without bound", function()
+    local before = closed_counts(s)
+    local c = raw_connect(s)
+    c:send("GET /flood HTTP/1.1\r\nHost: x\r\n\r\n")
+    local after = wait_until(function()
+      local now = closed_counts(s)
+      return now.flood_refused == before.flood_refused + 1 and now.closed == before.closed + 1 and now
+    end, 10)
+    c:close()
+    assert.is_truthy(after)
+    assert.equal(0, after.open)
+    assert.matches("stopped reading", s.stderr())
+  end)
+
   it("survives thousands of malformed requests and still answers correctly", function()
     math.randomseed(4)
     local bad = {
