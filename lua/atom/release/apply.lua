@@ -9,7 +9,8 @@
 --       server-side apply (field manager atom, force) in dependency order, concurrently
 --       within each group; immutable-field refusals recreate objects annotated
 --       atom.dev/recreate (or atom/recreate) "true", and are an error otherwise.
---   apply.prune(client, release_name, keep, kinds) -> deleted | nil, err
+--   apply.prune(client, release_name, keep, kinds, opts) -> deleted | nil, err
+--       (opts.keep_namespace: a Namespace never pruned, the one holding the records; opts.dry_run)
 --       deletes live objects carrying this release's label, of the given kinds, that are
 --       not in `keep` (prepared objects); never touches an object without the label.
 -- The caller owns every table passed in; prepared objects are new tables.
@@ -77,6 +78,17 @@ function apply.prepare(client, release_name, version, objects, default_ns)
   return out
 end
 
+-- As prepare, skipping objects whose kind the server does not serve yet (custom resources
+-- of a CRD in the same version): what can be watched before anything is applied.
+function apply.prepare_known(client, release_name, version, objects, default_ns)
+  local out = {}
+  for _, obj in ipairs(objects) do
+    local o = prepare_one(client, release_name, version, obj, default_ns)
+    if o then out[#out + 1] = o end
+  end
+  return out
+end
+
 local function describe(err)
   if type(err) == "table" and err.message then return tostring(err.message) end
   return tostring(err)
@@ -99,7 +111,7 @@ local function apply_group(client, group, opts)
         for _ = 1, 50 do
           made, aerr = client:apply(obj, { force = true, field_manager = "atom" })
           if made or not (aerr and aerr.code == 409) then break end
-          client:poll(0.1)
+          util.poll(client, 0.1)
         end
         if not made then return nil, string.format("recreating %s: %s", util.show(obj), describe(aerr)) end
         live[i] = made
@@ -179,7 +191,11 @@ function apply.prune(client, release_name, keep, kinds, opts)
   local doomed = {}
   for _, o in ipairs(live) do
     local labels = (o.metadata or {}).labels or {}
-    if labels[util.LABEL] == release_name and not wanted[util.key(o)] and not (o.metadata or {}).deletionTimestamp then
+    -- The namespace holding the release's own records stays: deleting it would take the
+    -- record of what happened with it.
+    local protected = o.kind == "Namespace" and opts.keep_namespace and o.metadata.name == opts.keep_namespace
+    if labels[util.LABEL] == release_name and not wanted[util.key(o)] and not (o.metadata or {}).deletionTimestamp
+      and not protected then
       doomed[#doomed + 1] = o
     end
   end

@@ -105,23 +105,53 @@ local function describe(err)
   return tostring(err)
 end
 
-function Engine:apply_version(n)
+-- Applies version n (0 = the empty version) and prunes what it does not have. The watches
+-- of the following wait open first, so nothing that happens during the apply is missed.
+function Engine:apply_version(n, phase)
   local v = self:version_data(n)
-  local prepared, err = apply.apply(self.client, self.name, n, v.objects, self.namespace, {
-    log = function(msg) self:log({ { "release", self.name }, { "version", n }, { "msg", msg } }) end })
-  if not prepared then return nil, err end
-  local pruned, perr = apply.prune(self.client, self.name, prepared, self:status().kinds or {}, {
-    log = function(msg) self:log({ { "release", self.name }, { "version", n }, { "msg", msg } }) end })
-  if not pruned then return nil, perr end
+  self:drop_observer()
+  local known = apply.prepare_known(self.client, self.name, n, v.objects, self.namespace)
+  local obs, oerr = wait.observe(self.client, { objects = known, release = self.name,
+                                                namespace = self.namespace, phase = phase })
+  if not obs then return nil, "watching: " .. describe(oerr) end
+  local function log(msg) self:log({ { "release", self.name }, { "version", n }, { "msg", msg } }) end
+  local prepared, err = apply.apply(self.client, self.name, n, v.objects, self.namespace, { log = log })
+  if not prepared then obs:close(); return nil, err end
+  local pruned, perr = apply.prune(self.client, self.name, prepared, self:status().kinds or {},
+    { keep_namespace = self.namespace, log = log })
+  if not pruned then obs:close(); return nil, perr end
+  local ok, aerr = obs:add(prepared)
+  if not ok then obs:close(); return nil, "watching: " .. describe(aerr) end
+  self.observer = { obs = obs, version = n, phase = phase }
   return prepared, #pruned
 end
 
-function Engine:wait_for(prepared, deadline_at, phase)
-  local outcome, message, not_ready = wait.run(self.client, {
-    objects = prepared, release = self.name, namespace = self.namespace, check = self:check_fn(),
-    deadline_at = deadline_at, phase = phase, progress = self.progress,
+function Engine:drop_observer()
+  if self.observer then self.observer.obs:close(); self.observer = nil end
+end
+
+-- Waits for version n's objects; reuses the observer opened before its apply.
+function Engine:wait_for(n, deadline_at, phase)
+  local ob = self.observer
+  local obs
+  if ob and ob.version == n and ob.phase == phase then
+    obs = ob.obs
+  else
+    self:drop_observer()
+    local v = self:version_data(n)
+    local prepared, perr = apply.prepare(self.client, self.name, n, v.objects, self.namespace)
+    if not prepared then return "failed", perr end
+    local oerr
+    obs, oerr = wait.observe(self.client, { objects = prepared, release = self.name,
+                                            namespace = self.namespace, phase = phase })
+    if not obs then error(describe(oerr), 0) end
+    self.observer = { obs = obs, version = n, phase = phase }
+  end
+  local outcome, message, not_ready = obs:run({
+    check = self:check_fn(), deadline_at = deadline_at, progress = self.progress,
     tick = function() return self:tick() end,
   })
+  self:drop_observer()
   self.progress:finish()
   if not outcome then error(describe(message), 0) end
   self.not_ready = not_ready or {}
@@ -155,22 +185,14 @@ function Engine:step(state)
   local n = util.int(st.version)
 
   if state == "Pending" then
-    local prepared, err = self:apply_version(n)
+    local prepared, err = self:apply_version(n, "Updating")
     if not prepared then return "Error", err end
-    self.prepared, self.prepared_for = prepared, n
     return "Updating", string.format("applied %d object%s%s", #prepared, #prepared == 1 and "" or "s",
       err > 0 and string.format(", pruned %d", err) or "")
   end
 
   if state == "Updating" then
-    local prepared = self.prepared_for == n and self.prepared
-    if not prepared then
-      local v = self:version_data(n)
-      local perr
-      prepared, perr = apply.prepare(self.client, self.name, n, v.objects, self.namespace)
-      if not prepared then return "Error", perr end
-    end
-    local outcome, message = self:wait_for(prepared, self:deadline_at(st.deadline), "Updating")
+    local outcome, message = self:wait_for(n, self:deadline_at(st.deadline), "Updating")
     if self.lease_lost then error(self.lease_lost, 0) end
     if outcome == "ready" then return "Running", message end
     if outcome == "failed" then return "Error", message end
@@ -193,9 +215,8 @@ function Engine:step(state)
     end
     if answer == "fail" then return "Failure", "policy chose fail after " .. state .. ": " .. (st.message or "") end
     if answer == "retry" and state ~= "Cancelled" then
-      local prepared, err = self:apply_version(n)
+      local prepared, err = self:apply_version(n, "Updating")
       if not prepared then return "Rollback", "retry could not apply: " .. tostring(err) end
-      self.prepared, self.prepared_for = prepared, n
       return "Updating", string.format("retry %d after %s", failure.attempt, state)
     end
     local prev = util.int(st.previous) or 0
@@ -205,9 +226,9 @@ function Engine:step(state)
 
   if state == "Rollback" then
     local prev = util.int(st.previous) or 0
-    local prepared, err = self:apply_version(prev)
+    local prepared, err = self:apply_version(prev, "Rollback")
     if not prepared then return "Failure", "rollback could not apply: " .. tostring(err) end
-    local outcome, message = self:wait_for(prepared, self:deadline_at(st.rollbackDeadline or st.deadline), "Rollback")
+    local outcome, message = self:wait_for(prev, self:deadline_at(st.rollbackDeadline or st.deadline), "Rollback")
     if self.lease_lost then error(self.lease_lost, 0) end
     if outcome == "ready" then
       return "Reverted", prev > 0 and string.format("version %d is back: %s", prev, message)

@@ -101,7 +101,7 @@ function records.wait_established(client, names, timeout)
   local w = client:watch("apiextensions.k8s.io/v1", "CustomResourceDefinition", nil, {})
   local until_t = core.monotonic() + (timeout or 60)
   while n > 0 and core.monotonic() < until_t do
-    for _, ev in ipairs(client:poll(0.5) or {}) do
+    for _, ev in ipairs(util.poll(client, 0.5) or {}) do
       local o = ev.object
       if ev.watcher == w and o and o.metadata and pending[o.metadata.name] and established(o) then
         pending[o.metadata.name] = nil; n = n - 1

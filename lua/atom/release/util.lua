@@ -101,6 +101,33 @@ function util.int(v)
   return math.tointeger(n) or n
 end
 
+-- Release observers (atom.release.wait) registered on a client, weak-keyed: the only
+-- state kept between calls, and it lives on the client it is about.
+function util.observers(client)
+  local r = rawget(client, "_atom_observers")
+  if not r then
+    r = setmetatable({}, { __mode = "k" })
+    rawset(client, "_atom_observers", r)
+  end
+  return r
+end
+
+-- client:poll for every release module: events of an open observer's watches go to it
+-- (so a wait never loses what arrived while something else polled); the rest are returned.
+function util.poll(client, timeout)
+  local events = client:poll(timeout) or {}
+  local reg = util.observers(client)
+  local rest = {}
+  for _, ev in ipairs(events) do
+    local taken = false
+    for obs in pairs(reg) do
+      if obs:accept(ev) then taken = true; break end
+    end
+    if not taken then rest[#rest + 1] = ev end
+  end
+  return rest
+end
+
 -- First line of an error, for one-line messages.
 function util.first_line(s)
   s = tostring(s)

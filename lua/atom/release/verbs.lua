@@ -85,6 +85,7 @@ local function drive(client, ns, name, plan, eo)
   local e = engine.new({ client = client, namespace = ns, name = name, lease = l, plan = plan,
                          progress = view, interrupted = eo.interrupted, atom = atom })
   local final, msg, status = e:drive()
+  e:drop_observer()
   view:finish()
   if not final then
     if not e.lease_lost then l:release() end

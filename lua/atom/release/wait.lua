@@ -1,16 +1,22 @@
 -- atom.release.wait: waits, by watch, until every object of a version is ready.
 --
---   wait.run(client, opts) -> outcome, message, not_ready | nil, err
---   opts = { objects = prepared objects, release = name, namespace = the Atom's namespace,
---            check = function(obj) -> "ready"|"progressing"|"failed", message,
---            deadline_at = wall-clock seconds, phase = "Updating"|"Rollback",
---            tick = function() -> nil | "cancel" | nil, err (lease renewal, Ctrl-C),
---            progress = atom.release.progress view (optional) }
---   outcome: "ready", "failed" (a check said failed: fail fast), "deadline" (still not ready
---   after a last look at the deadline), "cancelled" (the Atom's cancel request for `phase`).
---   not_ready: { { key =, object = "Kind/ns/name", state =, message = }, ... }
--- One list + one watch per kind (label selector on the release label) and one watch on the
--- Atom; no GET polling except the one last look at the deadline.
+--   wait.observe(client, { objects =, release =, namespace =, phase = }) -> observer | nil, err
+--       opens one list + watch per kind (label selector on the release label) and one
+--       watch on the Atom, BEFORE the objects are applied: a Job that completes and is
+--       deleted at once (ttlSecondsAfterFinished: 0) is still seen complete.
+--   observer:run{ check = function(obj) -> state, message, deadline_at = wall seconds,
+--                 tick = function() -> true | "cancel" | nil, err, progress = view }
+--       -> outcome, message, not_ready | nil, err
+--       outcome: "ready"; "failed" (a check said failed: fail fast); "deadline" (still not
+--       ready after one last look at the deadline); "cancelled" (the Atom's cancel request
+--       for `phase`, or Ctrl-C through tick).
+--       not_ready: { { key =, object = "Kind/ns/name", state =, message = }, ... }
+--   observer:close()
+--   wait.run(client, opts) -> observe + run + close, for a wait with nothing to apply first.
+--   wait.poll(client, timeout) -> events no observer took (others use this instead of
+--       client:poll so that an observer never loses its events to them).
+-- Observers are registered on the client table (client._atom_observers, weak keys), which
+-- is the only state shared between calls; close() removes them.
 local core = require "atom.core"
 local util = require "atom.release.util"
 local records = require "atom.release.records"
@@ -21,154 +27,220 @@ local wait = {}
 -- seen ready is ready.
 local FINISHES = { Job = true, Pod = true }
 
-function wait.run(client, opts)
-  local want, order, kinds = {}, {}, {}
-  for _, o in ipairs(opts.objects) do
+local Observer = {}
+Observer.__index = Observer
+
+local registry = util.observers
+
+-- Kept under this name too: the observers' dispatch lives in util so records/apply share it.
+wait.poll = util.poll
+
+function wait.observe(client, opts)
+  local self = setmetatable({ client = client, want = {}, order = {}, watchers = {}, kind_of = {},
+                              kinds = {}, release = opts.release, namespace = opts.namespace,
+                              phase = opts.phase, cancelled = false }, Observer)
+  registry(client)[self] = true
+  local ok, err = self:add(opts.objects)
+  if not ok then self:close(); return nil, err end
+  if self.phase then
+    local atom = records.get(client, self.namespace, self.release)
+    self.cancelled = records.cancel_requested(atom, self.phase)
+    self.atom_watch = client:watch(records.API_VERSION, "Atom", self.namespace,
+      { fieldSelector = "metadata.name=" .. self.release })
+  end
+  return self
+end
+
+-- Adds objects to wait for (prepared: namespaces defaulted); opens a list + watch for each
+-- kind not watched yet. A kind not served yet (its CRD is applied in this version) is
+-- watched once it is.
+function Observer:add(objects)
+  local fresh = {}
+  for _, o in ipairs(objects) do
     local k = util.key(o)
-    if not want[k] then
-      want[k] = { obj = o, live = nil, state = "progressing", message = "not found yet", dirty = false }
-      order[#order + 1] = k
+    if not self.want[k] then
+      self.want[k] = { obj = o, live = nil, state = "progressing", message = "not found yet", dirty = true }
+      self.order[#self.order + 1] = k
       local kk = o.apiVersion .. "|" .. o.kind
-      local entry = kinds[kk]
+      local entry = self.kinds[kk]
       if not entry then
         entry = { apiVersion = o.apiVersion, kind = o.kind, ns = o.metadata.namespace }
-        kinds[kk] = entry
+        self.kinds[kk] = entry
+        fresh[#fresh + 1] = entry
       elseif entry.ns ~= o.metadata.namespace then
-        entry.ns = false -- several namespaces: watch all of them
+        -- Several namespaces: one watch over all of them (reopened if already open).
+        if entry.ns and entry.watcher then
+          entry.watcher:close()
+          self.kind_of[entry.watcher] = nil
+          entry.watcher = nil
+          fresh[#fresh + 1] = entry
+        end
+        entry.ns = false
       end
     end
   end
+  self.deferred = self.deferred or {}
+  for _, k in ipairs(fresh) do self.deferred[#self.deferred + 1] = k end
+  return self:open_deferred(true)
+end
 
-  local function check(entry)
-    if entry.live == nil then
-      if entry.gone_ready then
-        entry.state, entry.message = "ready", "gone after it was seen complete"
-      else
-        entry.state, entry.message = "progressing", "not found yet"
-      end
-    else
-      local ok, state, message = pcall(opts.check, entry.live)
-      if not ok then state, message = "progressing", "readiness check raised: " .. tostring(state) end
-      entry.state, entry.message = state, message or ""
-      if state == "ready" and FINISHES[entry.obj.kind] then entry.gone_ready = true end
+function Observer:observe(obj, deleted)
+  if type(obj) ~= "table" or not obj.metadata then return end
+  local entry = self.want[util.key(obj)]
+  if not entry then return end
+  entry.live = not deleted and obj or nil
+  entry.dirty = true
+end
+
+-- Takes an event if it belongs to one of this observer's watches.
+function Observer:accept(ev)
+  if self.closed then return false end
+  if ev.watcher ~= nil and ev.watcher == self.atom_watch then
+    if ev.object and ev.type ~= "DELETED" then
+      ev.object.spec, ev.object.status = ev.object.spec or {}, ev.object.status or {}
+      if records.cancel_requested(ev.object, self.phase) then self.cancelled = true end
     end
-    entry.dirty = false
+    return true
   end
-
-  local function observe(obj, deleted)
-    if type(obj) ~= "table" or not obj.metadata then return end
-    local entry = want[util.key(obj)]
-    if not entry then return end
-    entry.live = not deleted and obj or nil
-    entry.dirty = true
+  local k = ev.watcher and self.kind_of[ev.watcher]
+  if not k then return false end
+  if ev.object then
+    ev.object.apiVersion, ev.object.kind = ev.object.apiVersion or k.apiVersion, ev.object.kind or k.kind
+    self:observe(ev.object, ev.type == "DELETED")
   end
+  return true
+end
 
-  local watchers, kind_of, atom_watch = {}, {}, nil
-  local function close_all()
-    for _, w in ipairs(watchers) do w:close() end
-    if atom_watch then atom_watch:close() end
-  end
-
-  local selector = util.LABEL .. "=" .. opts.release
-  for _, k in pairs(kinds) do
+-- Opens the list + watch of kinds not watched yet; a kind the server does not serve yet
+-- stays deferred (its CRD is being applied), any other failure is an error.
+function Observer:open_deferred()
+  if not self.deferred then return true end
+  local still = {}
+  local selector = util.LABEL .. "=" .. self.release
+  for i, k in ipairs(self.deferred) do
     local ns = k.ns or nil
-    local items, rv = client:list(k.apiVersion, k.kind, ns, { labelSelector = selector })
-    if not items then close_all(); return nil, rv end
-    for _, o in ipairs(items) do
-      o.apiVersion, o.kind = o.apiVersion or k.apiVersion, o.kind or k.kind
-      observe(o)
-    end
-    local w = client:watch(k.apiVersion, k.kind, ns, { labelSelector = selector, resourceVersion = rv })
-    watchers[#watchers + 1] = w
-    kind_of[w] = k
-  end
-  local cancelled = false
-  if opts.phase then
-    local atom = records.get(client, opts.namespace, opts.release)
-    cancelled = records.cancel_requested(atom, opts.phase)
-    atom_watch = client:watch(records.API_VERSION, "Atom", opts.namespace,
-      { fieldSelector = "metadata.name=" .. opts.release })
-  end
-
-  local function not_ready()
-    local out = {}
-    for _, k in ipairs(order) do
-      local e = want[k]
-      if e.state ~= "ready" then
-        out[#out + 1] = { key = k, object = util.show(e.obj), state = e.state, message = e.message }
+    local items, rv = self.client:list(k.apiVersion, k.kind, ns, { labelSelector = selector })
+    if items then
+      for _, o in ipairs(items) do
+        o.apiVersion, o.kind = o.apiVersion or k.apiVersion, o.kind or k.kind
+        self:observe(o)
       end
+      local w = self.client:watch(k.apiVersion, k.kind, ns, { labelSelector = selector, resourceVersion = rv })
+      self.watchers[#self.watchers + 1] = w
+      self.kind_of[w] = k
+      k.watcher = w
+    elseif type(rv) == "table" and (rv.code == 404 or rv.code == 0) then
+      still[#still + 1] = k
+    else
+      for j = i + 1, #self.deferred do still[#still + 1] = self.deferred[j] end
+      self.deferred = still
+      return nil, rv
     end
-    return out
   end
+  self.deferred = #still > 0 and still or nil
+  return true
+end
 
-  local function summary(list)
-    local parts = {}
-    for i, n in ipairs(list) do
-      if i > 5 then parts[#parts + 1] = string.format("and %d more", #list - 5); break end
-      parts[#parts + 1] = string.format("%s: %s", n.object, n.message)
+function Observer:close()
+  if self.closed then return end
+  self.closed = true
+  for _, w in ipairs(self.watchers) do if self.kind_of[w] then w:close() end end
+  if self.atom_watch then self.atom_watch:close() end
+  registry(self.client)[self] = nil
+end
+
+local function check(entry, fn)
+  if entry.live == nil then
+    if entry.gone_ready then
+      entry.state, entry.message = "ready", "gone after it was seen complete"
+    else
+      entry.state, entry.message = "progressing", "not found yet"
     end
-    return table.concat(parts, "; ")
+  else
+    local ok, state, message = pcall(fn, entry.live)
+    if not ok then state, message = "progressing", "readiness check raised: " .. tostring(state) end
+    entry.state, entry.message = state, message or ""
+    if state == "ready" and FINISHES[entry.obj.kind] then entry.gone_ready = true end
   end
+  entry.dirty = false
+end
 
-  for _, k in ipairs(order) do check(want[k]) end
+function Observer:not_ready()
+  local out = {}
+  for _, k in ipairs(self.order) do
+    local e = self.want[k]
+    if e.state ~= "ready" then
+      out[#out + 1] = { key = k, object = util.show(e.obj), state = e.state, message = e.message }
+    end
+  end
+  return out
+end
+
+local function summary(list)
+  local parts = {}
+  for i, n in ipairs(list) do
+    if i > 5 then parts[#parts + 1] = string.format("and %d more", #list - 5); break end
+    parts[#parts + 1] = string.format("%s: %s", n.object, n.message)
+  end
+  return table.concat(parts, "; ")
+end
+
+function Observer:run(opts)
+  local order, want, client = self.order, self.want, self.client
+  local n = #order
+  local plural = n == 1 and "" or "s"
+  local ok, derr = self:open_deferred()
+  if not ok then return nil, derr end
   while true do
-    if cancelled then
-      local nr = not_ready()
-      close_all()
-      return "cancelled", "cancel requested", nr
+    if self.cancelled then
+      return "cancelled", "cancel requested", self:not_ready()
     end
     local failed
     for _, k in ipairs(order) do
       local e = want[k]
-      if e.dirty then check(e) end
+      if e.dirty then check(e, opts.check) end
       if e.state == "failed" and not failed then failed = e end
     end
-    local nr = not_ready()
-    if opts.progress then opts.progress:update(nr, #order) end
+    local nr = self:not_ready()
+    if opts.progress then opts.progress:update(nr, n) end
     if failed then
-      close_all()
       return "failed", string.format("%s failed: %s", util.show(failed.obj), failed.message), nr
     end
     if #nr == 0 then
-      close_all()
-      return "ready", string.format("%d object%s ready", #order, #order == 1 and "" or "s"), nr
+      return "ready", string.format("%d object%s ready", n, plural), nr
     end
     local left = opts.deadline_at - core.wall()
     if left <= 0 then
       -- One last look before declaring the deadline: the watch may lag the server.
-      for _, n in ipairs(nr) do
-        local e = want[n.key]
+      for _, item in ipairs(nr) do
+        local e = want[item.key]
         local md = e.obj.metadata
         local live = client:get(e.obj.apiVersion, e.obj.kind, md.namespace, md.name)
         e.live = live or nil
-        check(e)
+        check(e, opts.check)
       end
-      nr = not_ready()
-      close_all()
+      nr = self:not_ready()
       if #nr == 0 then
-        return "ready", string.format("%d object%s ready at the deadline", #order, #order == 1 and "" or "s"), nr
+        return "ready", string.format("%d object%s ready at the deadline", n, plural), nr
       end
-      return "deadline", string.format("%d of %d not ready: %s", #nr, #order, summary(nr)), nr
+      return "deadline", string.format("%d of %d not ready: %s", #nr, n, summary(nr)), nr
     end
     if opts.tick then
       local t, terr = opts.tick()
-      if t == "cancel" then cancelled = true
-      elseif t == nil and terr then close_all(); return nil, terr end
+      if t == "cancel" then self.cancelled = true
+      elseif t == nil and terr then return nil, terr end
     end
-    local events = client:poll(math.min(0.5, math.max(0.01, left))) or {}
-    for _, ev in ipairs(events) do
-      if ev.watcher == atom_watch then
-        if ev.object and ev.type ~= "DELETED" then
-          ev.object.spec, ev.object.status = ev.object.spec or {}, ev.object.status or {}
-          if records.cancel_requested(ev.object, opts.phase) then cancelled = true end
-        end
-      elseif ev.object then
-        local k = ev.watcher and kind_of[ev.watcher]
-        if k then ev.object.apiVersion, ev.object.kind = ev.object.apiVersion or k.apiVersion, ev.object.kind or k.kind end
-        observe(ev.object, ev.type == "DELETED")
-      end
-    end
+    if self.deferred then self:open_deferred() end
+    wait.poll(client, math.min(0.5, math.max(0.01, left)))
   end
+end
+
+function wait.run(client, opts)
+  local obs, err = wait.observe(client, opts)
+  if not obs then return nil, err end
+  local outcome, message, nr = obs:run(opts)
+  obs:close()
+  return outcome, message, nr
 end
 
 return wait
