@@ -298,13 +298,19 @@ local function run_once(ctx, tool, n, tag)
   local marks = cjson.decode(ctx.sim.request("GET", "/atom-sim/ready-times"))
   local r = parse_release_out(read_file(out) or "")
 
+  -- Only the release's own objects count: the sim also marks the ReplicaSets it creates.
   local mine = {}
-  for _, ns in ipairs(plan.namespaces) do mine[ns] = true end
+  for _, fl in ipairs(plan.files) do
+    for _, ob in ipairs(fl.objects) do
+      mine[gen.resource_of(ob.kind) .. "/" .. (ob.metadata.namespace or "") .. "/" .. ob.metadata.name] = true
+    end
+  end
   local last_ready, nmarks = nil, 0
   for _, mk in ipairs(marks) do
     local ns = mk.namespace
-    if ns == cjson.null then ns = nil end
-    if (ns and mine[ns]) or (not ns and mk.rk == "namespaces" and mine[mk.name]) then
+    if ns == cjson.null or ns == nil then ns = "" end
+    local resource = tostring(mk.rk):match("^[^.]+")
+    if mine[resource .. "/" .. ns .. "/" .. tostring(mk.name)] then
       nmarks = nmarks + 1
       if not last_ready or mk.at > last_ready then last_ready = mk.at end
     end

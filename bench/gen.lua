@@ -105,6 +105,14 @@ function M.plan(n, tag, replicas)
   return { files = files, namespaces = namespaces, deployments = deployments, objects = n }
 end
 
+-- The REST resource (plural) of each kind the generator writes, to match the sim's marks.
+local RESOURCES = { Namespace = "namespaces", ServiceAccount = "serviceaccounts", ConfigMap = "configmaps",
+                    Secret = "secrets", Deployment = "deployments", Service = "services" }
+
+function M.resource_of(kind)
+  return assert(RESOURCES[kind], kind)
+end
+
 local function encode(doc)
   -- cjson escapes "/" as "\/"; YAML parsers differ on that escape, so undo it.
   return (cjson.encode(doc):gsub("\\/", "/"))
