@@ -228,86 +228,55 @@ end
 
 function View:finish() end
 
--- kube.connect takes a path: in-memory kubeconfig data is staged in a
--- private file that lives as long as the operation (the client may read
--- it again to refresh credentials).
-local function connect(eo)
-  local kube = require "atom.kube"
-  local path, staged = eo.kubeconfig, nil
+-- The work itself is atom.release.verbs, the same functions the CLI's verbs call,
+-- so a release run from C, from Lua or from `atom run` behaves the same.
+local function verbs() return require "atom.release.verbs" end
+
+-- kube.connect takes a path: in-memory kubeconfig data is staged in a private
+-- file that lives as long as the operation (the client may read it again to
+-- refresh credentials). -> eo for verbs, cleanup function | nil, err
+local function verb_opts(eo, name)
+  local vo = {}
+  for k, v in pairs(eo) do vo[k] = v end
+  vo.progress, vo.log, vo.app = nil, nil, nil
+  vo.progress_view = new_view(eo, name)
+  vo.quiet = true
+  local staged
   if eo.kubeconfig_data then
     staged = os.tmpname()
     local f, err = io.open(staged, "wb")
-    if not f then return nil, { kind = "io", message = "cannot stage the kubeconfig: " .. tostring(err) } end
+    if not f then
+      os.remove(staged)
+      return nil, { kind = "io", message = "cannot stage the kubeconfig: " .. tostring(err) }
+    end
     f:write(eo.kubeconfig_data)
     f:close()
-    path = staged
+    vo.kubeconfig, vo.kubeconfig_data = staged, nil
   end
-  local client, err = kube.connect({ kubeconfig = path, context = eo.context, namespace = eo.namespace })
+  local ok, client, cerr = pcall(verbs().connect, vo)
+  if not ok then client, cerr = nil, client end
+  vo.client = client
   local function done()
-    if client and client.close then pcall(client.close, client) end
+    if vo.client and vo.client.close then pcall(vo.client.close, vo.client) end
     if staged then os.remove(staged) end
   end
-  if not client then
+  if not vo.client then
     done()
-    return nil, { kind = "kube", message = tostring(err) }
+    return nil, as_error(cerr, "kube")
   end
-  return client, nil, done
+  return vo, done
 end
 
-local function kube_error(err)
-  if type(err) == "table" and err.busy then return { kind = "busy", message = tostring(err.message) } end
-  return as_error(err, "kube")
-end
-
--- Runs fn(client, done) with a connected client, always closing it, and
--- turning any raised error into nil, err.
-local function with_client(eo, fn)
-  local client, err, done = connect(eo)
-  if not client then return nil, err end
-  local ok, res, ferr = pcall(fn, client)
+-- Calls verbs[verb](arg, vo) protected, always cleaning up, mapping raised errors.
+local function call_verb(verb, arg, eo, name, extra)
+  local vo, done = verb_opts(eo, name)
+  if not vo then return nil, done end
+  for k, v in pairs(extra or {}) do vo[k] = v end
+  local ok, res, err = pcall(verbs()[verb], arg, vo)
   done()
   if not ok then return nil, as_error(res, "lua") end
-  if res == nil then return nil, kube_error(ferr) end
+  if res == nil then return nil, as_error(err or "failed", "kube") end
   return res
-end
-
-local function namespace_of(client, eo, release)
-  return (release and release.namespace) or eo.namespace or client.namespace or "default"
-end
-
--- Holds the release's lease while fn runs; finishes a version a dead run
--- left behind before fn starts its own (as `atom run` does).
-local function with_lease(client, eo, ns, name, fn)
-  local records = require "atom.release.records"
-  local okr, rerr = records.ensure(client, ns)
-  if not okr and rerr then return nil, rerr end
-  local held, lerr = require("atom.release.lease").acquire(client, ns, name,
-    { duration = eo.lease_duration or 15 })
-  if not held then return nil, lerr end
-  local ok, res, err = pcall(fn, held)
-  pcall(held.release, held)
-  if not ok then error(res, 0) end
-  return res, err
-end
-
-local function drive_engine(client, eo, ns, name, held, plan)
-  local engine = require "atom.release.engine"
-  local records = require "atom.release.records"
-  local atom, gerr = records.get(client, ns, name)
-  if gerr then return nil, gerr end
-  local e = engine.new({ client = client, namespace = ns, name = name, lease = held, plan = plan,
-                         progress = new_view(eo, name), atom = atom })
-  local final, message = e:drive()
-  if not final then return nil, { kind = "kube", message = tostring(message) } end
-  local st = e:status()
-  return { name = name, namespace = ns, state = final, version = int(st.version),
-           previous = int(st.previous), message = st.message or message }
-end
-
-local function unfinished(client, ns, name)
-  local atom = require("atom.release.records").get(client, ns, name)
-  local state = atom and atom.status and atom.status.state or ""
-  return state ~= "" and not require("atom.fsm").terminal(state)
 end
 
 local function release_arg(release_or_path, opts)
@@ -320,143 +289,58 @@ local function release_arg(release_or_path, opts)
   return release_or_path
 end
 
--- Runs to a terminal state:
--- -> { name, namespace, version, previous, state = "Running"|"Reverted"|"Failure", message }
+-- Runs to a terminal state (finishing first a version a dead run left behind):
+-- -> { name, namespace, version, state = "Running"|"Reverted"|"Failure", message }
 function api.run(release_or_path, opts)
   local release, err = release_arg(release_or_path, opts)
   if not release then return nil, err end
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  return with_client(eo, function(client)
-    local ns = namespace_of(client, eo, release)
-    return with_lease(client, eo, ns, release.name, function(held)
-      if unfinished(client, ns, release.name) then
-        local r, derr = drive_engine(client, eo, ns, release.name, held, nil)
-        if not r then return nil, derr end
-      end
-      local objects = {}
-      for i, o in ipairs(release.objects) do objects[i] = o.object or o end
-      return drive_engine(client, eo, ns, release.name, held, {
-        objects = objects, digest = release.script_digest, script = release.script_path,
-        deadline = eo.deadline or release.deadline,
-        rollback_deadline = eo.deadline or release.rollback_deadline,
-        history_limit = eo.history_limit or release.history_limit, release = release,
-      })
-    end)
-  end)
+  return call_verb("run", release, eo, release.name)
 end
 
 -- Finishes an interrupted version from the record.
 function api.resume(name, opts)
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  return with_client(eo, function(client)
-    local ns = namespace_of(client, eo)
-    return with_lease(client, eo, ns, name, function(held)
-      return drive_engine(client, eo, ns, name, held, nil)
-    end)
-  end)
+  return call_verb("resume", name, eo, name)
 end
 
 -- Marks the record so the run driving it cancels (from any process).
--- -> { name, namespace, state, version }
+-- -> { name, namespace, version, state, phase }
 function api.cancel(name, opts)
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  local records = require "atom.release.records"
-  return with_client(eo, function(client)
-    local ns = namespace_of(client, eo)
-    for _ = 1, 5 do
-      local atom, err = records.get(client, ns, name)
-      if not atom then
-        if err then return nil, err end
-        return nil, { kind = "invalid", message = "no release " .. name .. " in namespace " .. ns }
-      end
-      local st = atom.status
-      if st.state ~= "Updating" and st.state ~= "Rollback" and st.state ~= "Pending" then
-        return nil, { kind = "state", message = string.format(
-          "release %s is %s: only a release in Pending, Updating or Rollback can be cancelled",
-          name, st.state == "" and "new" or tostring(st.state)) }
-      end
-      atom.spec.cancel = { version = st.version, state = st.state == "Pending" and "Updating" or st.state,
-                           by = require("atom.release.util").who() }
-      local live, werr = records.write(client, atom)
-      if live then
-        return { name = name, namespace = ns, state = st.state, version = int(st.version) }
-      end
-      if werr ~= "conflict" then return nil, werr end
-    end
-    return nil, { kind = "kube", message = "the record of " .. name .. " kept changing; cancel not written" }
-  end)
+  return call_verb("cancel", name, eo, name)
 end
 
 -- A new version whose objects are version `to`'s (default: the previous good one).
 function api.rollback(name, to, opts)
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  local records = require "atom.release.records"
-  return with_client(eo, function(client)
-    local ns = namespace_of(client, eo)
-    return with_lease(client, eo, ns, name, function(held)
-      if unfinished(client, ns, name) then
-        local r, derr = drive_engine(client, eo, ns, name, held, nil)
-        if not r then return nil, derr end
-      end
-      local atom = records.get(client, ns, name)
-      if not atom then return nil, { kind = "invalid", message = "no release " .. name .. " in namespace " .. ns } end
-      local st = atom.status
-      local target = tonumber(to) or int(st.previous) or 0
-      if st.state == "Running" and not to then target = int(st.previous) or 0 end
-      if target <= 0 then
-        return nil, { kind = "state", message = "release " .. name .. " has no earlier good version to roll back to" }
-      end
-      local v, verr = records.get_version(client, ns, name, target)
-      if not v then return nil, { kind = "invalid", message = tostring(verr) } end
-      return drive_engine(client, eo, ns, name, held, {
-        objects = v.objects, digest = v.digest, script = v.script, rollback_of = target,
-        deadline = eo.deadline or tonumber(st.deadline), rollback_deadline = eo.deadline or tonumber(st.rollbackDeadline),
-        history_limit = eo.history_limit or int(st.historyLimit),
-      })
-    end)
-  end)
+  return call_verb("rollback", name, eo, name, { to = int(to) })
 end
 
--- -> { name, namespace, state, version, previous, latest, message, step_started, transitions }
+-- -> { name, namespace, state, version, previous, message, attempt, step_started,
+--      versions, not_ready = { { object, state, message } }, transitions }
 function api.status(name, opts)
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  local records = require "atom.release.records"
-  return with_client(eo, function(client)
-    local ns = namespace_of(client, eo)
-    local atom, err = records.get(client, ns, name)
-    if not atom then
-      if err then return nil, err end
-      return nil, { kind = "invalid", message = "no release " .. name .. " in namespace " .. ns }
-    end
-    local st = atom.status
-    return { name = name, namespace = ns, state = st.state or "", version = int(st.version) or 0,
-             previous = int(st.previous) or 0, latest = int(st.latest) or 0,
-             message = st.message or "", step_started = st.stepStarted,
-             transitions = st.transitions or {} }
-  end)
+  return call_verb("status", name, eo, name)
 end
 
 -- -> { { version, state, when, who, digest, script }, ... } oldest first
 function api.history(name, opts)
   local _, eo, bad = prepare(opts)
   if bad then return fail("invalid", bad) end
-  local records = require "atom.release.records"
-  return with_client(eo, function(client)
-    local ns = namespace_of(client, eo)
-    local versions, err = records.list_versions(client, ns, name)
-    if not versions then return nil, err end
-    local out = {}
-    for i, v in ipairs(versions) do
-      out[i] = { version = int(v.version), state = v.state or "", when = v.when or "", who = v.who or "",
-                 digest = v.digest or "", script = v.script }
-    end
-    return setmetatable(out, require("atom.core").array_mt)
-  end)
+  local res, err = call_verb("history", name, eo, name)
+  if not res then return nil, err end
+  local out = {}
+  for i, v in ipairs(res) do
+    out[i] = { version = int(v.version), state = v.state or "", when = v.when or "", who = v.who or "",
+               digest = v.digest or "", script = v.script }
+  end
+  return setmetatable(out, require("atom.core").array_mt)
 end
 
 return api
