@@ -557,3 +557,29 @@ describe("sim API: metrics", function()
     assert.falsy(t.get("/metrics").body:find('verb="create"', 1, true))
   end)
 end)
+
+describe("sim API: reviews and logs", function()
+  it("allows every access review and reports the user", function()
+    local t = H.new()
+    local r = t.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+      { apiVersion = "authorization.k8s.io/v1", kind = "SelfSubjectAccessReview",
+        spec = { resourceAttributes = { verb = "create", resource = "deployments" } } })
+    assert.equal(201, r.status)
+    assert.is_true(r.json.status.allowed)
+    local w = t.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", { kind = "SelfSubjectReview" }, { user = "alice" })
+    assert.equal("alice", w.json.status.userInfo.username)
+    assert.equal(405, t.get("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews").status)
+  end)
+
+  it("serves pod logs from the controllers' hook", function()
+    local t = H.new()
+    t.sim.store:create("pods", { metadata = { name = "p", namespace = "default" },
+      spec = { containers = { { name = "c", image = "busybox" } } } })
+    assert.equal("", t.get("/api/v1/namespaces/default/pods/p/log").body)
+    t.sim.pod_logs = function(pod, container) return pod.metadata.name .. "/" .. tostring(container) .. "\n" end
+    local r = t.get("/api/v1/namespaces/default/pods/p/log?container=c")
+    assert.equal(200, r.status)
+    assert.equal("p/c\n", r.body)
+    assert.equal(404, t.get("/api/v1/namespaces/default/pods/none/log").status)
+  end)
+end)

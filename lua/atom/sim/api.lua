@@ -250,6 +250,15 @@ end
 local function do_get(sim, r)
   local obj = sim.store:get(r.info.rk, r.ns, r.name)
   if not obj then return status_resp(status.not_found(r.info, r.name)) end
+  if r.sub == "log" then
+    -- controllers may provide pod output through sim.pod_logs(pod, container); empty otherwise
+    local logs = ""
+    if type(sim.pod_logs) == "function" then
+      local ok, l = pcall(sim.pod_logs, obj, r.q.container)
+      if ok and type(l) == "string" then logs = l end
+    end
+    return text(200, logs)
+  end
   if r.sub == "scale" then
     return respond(200, util.encode(scale_of(sim, r.info, obj)))
   end
@@ -315,10 +324,29 @@ local function client_set_managed_fields(old, new)
   return true
 end
 
+-- Access and identity reviews: everyone may do everything in the simulated cluster.
+local function do_review(sim, r, obj)
+  obj.apiVersion = api_version_of(sim, r.info, r.version)
+  obj.kind = r.info.kind
+  obj.metadata = { creationTimestamp = util.null }
+  if r.info.kind == "SelfSubjectAccessReview" then
+    obj.status = { allowed = true, reason = "atom sim allows every request" }
+  elseif r.info.kind == "SelfSubjectRulesReview" then
+    obj.status = { resourceRules = util.array({ { verbs = util.array({ "*" }), apiGroups = util.array({ "*" }),
+      resources = util.array({ "*" }) } }), nonResourceRules = util.array({ { verbs = util.array({ "*" }),
+      nonResourceURLs = util.array({ "*" }) } }), incomplete = false }
+  else
+    obj.status = { userInfo = { username = r.user or "system:anonymous",
+      groups = util.array({ r.user and "system:authenticated" or "system:unauthenticated" }) } }
+  end
+  return respond(201, util.encode(obj))
+end
+
 local function do_create(sim, r)
   if r.name then return status_resp(status.method_not_allowed()) end
   local obj, err = decode_object(r.body, r.headers["content-type"])
   if not obj then return status_resp(err) end
+  if r.info.review then return do_review(sim, r, obj) end
   local bad = check_body_identity(r, obj, true)
   if bad then return status_resp(bad) end
   obj.metadata = obj.metadata or {}
@@ -841,6 +869,8 @@ local function route(sim, req, r_out)
       return status_resp(st)
     end
   end
+  if r.info.review and verb ~= "create" then return status_resp(status.method_not_allowed()) end
+  if r.sub == "log" and verb ~= "get" then return status_resp(status.method_not_allowed()) end
   if verb == "watch" then return do_watch(sim, r, fault) end
   if verb == "list" then return do_list(sim, r) end
   if verb == "get" then return do_get(sim, r) end

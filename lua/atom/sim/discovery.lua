@@ -78,6 +78,10 @@ function M:resource_list(group, version)
         res[#res + 1] = { name = i.resource .. "/scale", singularName = "", namespaced = i.namespaced,
           group = "autoscaling", version = "v1", kind = "Scale", verbs = SUB_VERBS }
       end
+      if i.subresources.log then
+        res[#res + 1] = { name = i.resource .. "/log", singularName = "", namespaced = i.namespaced,
+          kind = i.kind, verbs = arr({ "get" }) }
+      end
       if i.subresources.approval then
         res[#res + 1] = { name = i.resource .. "/approval", singularName = "", namespaced = i.namespaced,
           kind = i.kind, verbs = SUB_VERBS }

@@ -109,6 +109,11 @@ S.IngressBackend = { nil, nil, nil, { "service", "IngressServiceBackend" } }
 S.IngressServiceBackend = { { "name", "s" }, { "port", "ServiceBackendPort" } }
 S.ServiceBackendPort = { { "name", "s" }, { "number", "i" } }
 
+-- Reviews are answered without looking at their spec.
+S.SelfSubjectAccessReview = { { "metadata", "ObjectMeta" } }
+S.SelfSubjectRulesReview = S.SelfSubjectAccessReview
+S.SelfSubjectReview = S.SelfSubjectAccessReview
+
 M.SCHEMAS = S
 
 local function varint(s, i)

@@ -12,7 +12,7 @@ local ALL_VERBS = { "create", "delete", "deletecollection", "get", "list", "patc
 -- categories | subresources
 local BUILTIN = [[
 |v1|namespaces|Namespace|C|ns||status
-|v1|pods|Pod|N|po|all|status
+|v1|pods|Pod|N|po|all|status,log
 |v1|services|Service|N|svc|all|status
 |v1|endpoints|Endpoints|N|ep||
 |v1|configmaps|ConfigMap|N|cm||
@@ -58,7 +58,14 @@ admissionregistration.k8s.io|v1|mutatingadmissionpolicybindings|MutatingAdmissio
 apiextensions.k8s.io|v1|customresourcedefinitions|CustomResourceDefinition|C|crd,crds|api-extensions|status
 apiregistration.k8s.io|v1|apiservices|APIService|C||api-extensions|status
 scheduling.k8s.io|v1|priorityclasses|PriorityClass|C|pc||
+authorization.k8s.io|v1|selfsubjectaccessreviews|SelfSubjectAccessReview|C|||
+authorization.k8s.io|v1|selfsubjectrulesreviews|SelfSubjectRulesReview|C|||
+authentication.k8s.io|v1|selfsubjectreviews|SelfSubjectReview|C|||
 ]]
+
+-- Review kinds are answered at once and never stored; they only take `create`.
+local CREATE_ONLY = { selfsubjectaccessreviews = true, selfsubjectrulesreviews = true,
+  selfsubjectreviews = true }
 
 -- Group order in /apis, as a real server lists them.
 local GROUP_ORDER = {
@@ -98,7 +105,8 @@ function M.new()
     self:add({
       group = f[1], versions = split(f[2], ","), resource = f[3], kind = f[4],
       namespaced = f[5] == "N", short_names = split(f[6], ","), categories = split(f[7], ","),
-      subresources = subs,
+      subresources = subs, verbs = CREATE_ONLY[f[3]] and { "create" } or nil,
+      review = CREATE_ONLY[f[3]] or nil,
     })
   end
   return self
