@@ -851,7 +851,7 @@ local function route(sim, req, r_out)
   end
   local r = parse_resource_path(sim, parts)
   if not r then return status_resp(status.path_not_found()) end
-  r.q, r.headers, r.body, r.stream, r.sim = q, headers, req.body, req.stream, sim
+  r.q, r.headers, r.body, r.stream, r.sim, r.user = q, headers, req.body, req.stream, sim, req.user
   r.table = tables.wants_table(accept) and not r.sub
   local verb = verb_of(method, r, q)
   r_out.verb, r_out.resource = verb, r.info.resource
