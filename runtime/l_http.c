@@ -15,7 +15,8 @@
  *              or { Name = "v" }, body = "bytes" } -> id
  *   conn:stream{ method = "GET", path =, headers = } -> id
  *   conn:poll(timeout_seconds) -> array of completions:
- *       { id, status, body, headers = { lowercase-name = value }, error, attempts }
+ *       { id, status, body, headers = { lowercase-name = value }, error, attempts,
+ *         h2 = true when the answer came over HTTP/2 }
  *       { id, chunk = "bytes" }           (2xx stream body, in arrival order)
  *       { id, done = true, status, body (non-2xx only), headers, error }
  *   conn:request{...} -> completion       (send + drive until that id is done;
@@ -34,6 +35,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <math.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,9 @@
 #include "bindings.h"
 
 #define HTTP_CONN_MT "atom.http.conn"
+/* Easy handles are costly to create (many allocations); a bulk apply reuses
+ * the ones its finished requests leave behind. */
+#define HTTP_SPARE_EASY 256
 
 enum req_state { REQ_WAITING, REQ_ACTIVE, REQ_DONE };
 
@@ -82,6 +87,14 @@ typedef struct http_conn {
     lua_Integer next_id;
     http_req *head, *tail;
     size_t ready; /* requests DONE or streams holding undelivered chunks */
+    CURL *spare[HTTP_SPARE_EASY]; /* reset easy handles kept for reuse */
+    size_t nspare;
+    /* The sockets curl wants watched and its next timeout, from the
+     * socket/timer callbacks: curl_multi_socket_action then touches only
+     * the transfers with activity, so hundreds in flight stay cheap. */
+    struct pollfd *fds;
+    size_t nfds, capfds;
+    double timer_at; /* monotonic seconds; < 0 = no timer */
     int closed;
 } http_conn;
 
@@ -150,7 +163,12 @@ static void req_free(http_conn *c, http_req *r)
     if (r->easy) {
         if (r->state == REQ_ACTIVE)
             curl_multi_remove_handle(c->multi, r->easy);
-        curl_easy_cleanup(r->easy);
+        if (c->nspare < HTTP_SPARE_EASY && !c->closed) {
+            curl_easy_reset(r->easy);
+            c->spare[c->nspare++] = r->easy;
+        } else {
+            curl_easy_cleanup(r->easy);
+        }
     }
     curl_slist_free_all(r->headers);
     free(r->method);
@@ -347,10 +365,66 @@ static void req_finished(http_conn *c, http_req *r, CURLcode rc)
         c->ready++;
 }
 
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    http_conn *c = userp;
+    size_t i;
+    for (i = 0; i < c->nfds && c->fds[i].fd != fd; i++) {
+    }
+    if (what == CURL_POLL_REMOVE) {
+        if (i < c->nfds)
+            c->fds[i] = c->fds[--c->nfds];
+        return 0;
+    }
+    if (i == c->nfds) {
+        if (c->nfds == c->capfds) {
+            size_t nc = c->capfds ? c->capfds * 2 : 16;
+            struct pollfd *p = realloc(c->fds, nc * sizeof *p);
+            if (!p)
+                return -1;
+            c->fds = p;
+            c->capfds = nc;
+        }
+        c->nfds++;
+    }
+    c->fds[i].fd = fd;
+    c->fds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) |
+                               ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+    c->fds[i].revents = 0;
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    http_conn *c = userp;
+    c->timer_at = timeout_ms < 0 ? -1 : now_seconds() + (double)timeout_ms / 1000.0;
+    return 0;
+}
+
+static void collect_done(http_conn *c)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        http_req *r = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        CURLcode rc = m->data.result;
+        if (r)
+            req_finished(c, r, rc);
+    }
+}
+
 /* Runs the multi handle until something is reportable or the time is up. */
 static void conn_drive(http_conn *c, double timeout, lua_Integer only_id)
 {
     double deadline = now_seconds() + (timeout > 0 ? timeout : 0);
+    struct pollfd *snap = NULL;
+    size_t snap_cap = 0;
     for (;;) {
         double now = now_seconds(), next_wake = deadline;
         for (http_req *r = c->head; r; r = r->next) {
@@ -362,34 +436,55 @@ static void conn_drive(http_conn *c, double timeout, lua_Integer only_id)
                 next_wake = r->next_try;
         }
         int running = 0;
-        curl_multi_perform(c->multi, &running);
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(c->multi, &left))) {
-            if (m->msg != CURLMSG_DONE)
-                continue;
-            http_req *r = NULL;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-            CURLcode rc = m->data.result;
-            if (r)
-                req_finished(c, r, rc);
+        if (c->timer_at >= 0 && c->timer_at <= now_seconds()) {
+            c->timer_at = -1;
+            curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         }
+        collect_done(c);
         if (only_id) {
             http_req *r = req_find(c, only_id);
             if (!r || r->state == REQ_DONE)
-                return;
+                break;
         } else if (c->ready > 0) {
-            return;
+            break;
         }
         now = now_seconds();
         if (now >= deadline)
-            return;
-        double wait = (next_wake < deadline ? next_wake : deadline) - now;
-        int ms = (int)ceil(wait * 1000);
+            break;
+        double wake = next_wake < deadline ? next_wake : deadline;
+        if (c->timer_at >= 0 && c->timer_at < wake)
+            wake = c->timer_at;
+        int ms = (int)ceil((wake - now) * 1000);
         if (ms < 0)
             ms = 0;
-        curl_multi_poll(c->multi, NULL, 0, ms, NULL);
+        /* curl may change its socket set while we handle events: poll a copy. */
+        if (snap_cap < c->nfds) {
+            struct pollfd *p = realloc(snap, c->nfds * sizeof *p);
+            if (!p)
+                break;
+            snap = p;
+            snap_cap = c->nfds;
+        }
+        size_t n = c->nfds;
+        if (n)
+            memcpy(snap, c->fds, n * sizeof *snap);
+        int pr = poll(snap, (nfds_t)n, ms);
+        if (pr <= 0)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (!snap[i].revents)
+                continue;
+            int ev = 0;
+            if (snap[i].revents & (POLLIN | POLLHUP))
+                ev |= CURL_CSELECT_IN;
+            if (snap[i].revents & POLLOUT)
+                ev |= CURL_CSELECT_OUT;
+            if (snap[i].revents & (POLLERR | POLLNVAL))
+                ev |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(c->multi, snap[i].fd, ev, &running);
+        }
     }
+    free(snap);
 }
 
 /* ---- Lua side ---------------------------------------------------------- */
@@ -404,14 +499,20 @@ static http_conn *check_conn(lua_State *L)
 
 static void conn_free(http_conn *c)
 {
+    c->closed = 1;
     while (c->head)
         req_free(c, c->head);
+    while (c->nspare > 0)
+        curl_easy_cleanup(c->spare[--c->nspare]);
     if (c->multi) {
         curl_multi_cleanup(c->multi);
         c->multi = NULL;
     }
     curl_slist_free_all(c->connect_to);
     c->connect_to = NULL;
+    free(c->fds);
+    c->fds = NULL;
+    c->nfds = c->capfds = 0;
     char **strs[] = {&c->server, &c->ca_pem, &c->cert_pem, &c->key_pem, &c->proxy,
                      &c->sni, &c->user_agent, &c->connect_to_entry, &c->url_base,
                      &c->host_header};
@@ -508,6 +609,11 @@ static int l_http_new(lua_State *L)
     if (!c->server || !c->multi)
         return luaL_error(L, "http.new: out of memory");
     curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    c->timer_at = -1;
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_conns);
 
     c->url_base = strdup(c->server);
@@ -591,7 +697,7 @@ static int submit(lua_State *L, int is_stream)
             r->body_len = body_len;
         }
     }
-    r->easy = curl_easy_init();
+    r->easy = c->nspare > 0 ? c->spare[--c->nspare] : curl_easy_init();
     if (!r->method || !r->url || (body && !r->body) || !r->easy) {
         req_free(c, r);
         return luaL_error(L, "http request: out of memory");
@@ -700,6 +806,12 @@ static void push_report(lua_State *L, http_conn *c, http_req *r, lua_Integer *n)
     }
     lua_pushinteger(L, r->attempts);
     lua_setfield(L, -2, "attempts");
+    long hv = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &hv);
+    if (hv == CURL_HTTP_VERSION_2_0) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "h2");
+    }
     if (r->is_stream) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "done");

@@ -45,7 +45,7 @@ end
 -- ---- state ------------------------------------------------------------------
 local valid_tokens = {}
 for _, t in ipairs(conf.tokens or {}) do valid_tokens[t] = true end
-local faults, log = {}, {}
+local faults, log, accepted = {}, {}, 0
 local rv, compacted, expire_mode = 1, 0, "event"
 local store = {}        -- collection path -> name -> object
 local events = {}       -- { rv, coll, type, obj }
@@ -455,7 +455,7 @@ local function control(c, req)
       end
     end
   elseif path == "/_test/log" then
-    return respond(c, 200, { entries = log })
+    return respond(c, 200, { entries = log, connections = accepted })
   elseif path == "/_test/clear_log" then
     log = {}
   end
@@ -567,6 +567,7 @@ while true do
       if not s then break end
       s:settimeout(0)
       s:setoption("tcp-nodelay", true)
+      accepted = accepted + 1
       local c = { sock = s, buf = "" }
       c.co = coroutine.create(serve)
       conns[#conns + 1] = c

@@ -18,7 +18,10 @@ local Client = {}
 Client.__index = Client
 
 local VERSION = "0.1.0"
-local DEFAULT_WINDOW = 256
+-- Requests in flight at once: over HTTP/1.1 only max_connections of them
+-- are on the wire and the rest cost CPU while they wait, so the window is
+-- twice the connections; over HTTP/2 streams multiplex and it widens.
+local H1_WINDOW, H2_WINDOW = 32, 128
 
 local err_mt = { __tostring = function(e) return e.message end }
 
@@ -194,6 +197,7 @@ function Client:_pump(timeout)
   local comps = self.conn:poll(timeout or 0)
   for i = 1, #comps do
     local comp = comps[i]
+    if comp.h2 and not self.fixed_window then self.window = H2_WINDOW end
     local h = self.handlers[comp.id]
     if h then h(comp) end
   end
@@ -521,7 +525,7 @@ function M.new(cfg, opts)
   local self = setmetatable({
     cfg = cfg, server = cfg.server, namespace = cfg.namespace, context = cfg.context,
     handlers = {}, events = {}, watchers = {},
-    window = opts.window or DEFAULT_WINDOW,
+    window = opts.window or H1_WINDOW, fixed_window = opts.window ~= nil,
     http_opts = opts.http or {},
     https = cfg.server:match("^https://") ~= nil,
   }, Client)
