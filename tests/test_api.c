@@ -354,6 +354,98 @@ static void test_two_handles(void)
         rmdir(dir);
 }
 
+/* ---- two handles, two releases at once, against a cluster ------------- */
+
+typedef struct runner {
+    const char *kubeconfig;
+    const char *dir;
+    const char *name;
+    int transitions;       /* progress events for this release */
+    int foreign;           /* progress events naming another release */
+    atom_state final;
+    int rc;
+    char error[512];
+} runner;
+
+static void runner_progress(void *user, const atom_progress *p)
+{
+    runner *r = user;
+    if (strcmp(p->release, r->name) != 0)
+        r->foreign++;
+    else if (p->kind == ATOM_PROGRESS_TRANSITION)
+        r->transitions++;
+}
+
+static void runner_log(void *user, int level, const char *line)
+{
+    (void)user;
+    (void)level;
+    (void)line;
+}
+
+static int runner_image(void *user, atom_call *call)
+{
+    runner *r = user;
+    char img[128];
+    snprintf(img, sizeof img, "example.com/%s:1.0", r->name);
+    return atom_call_return_string(call, img, strlen(img));
+}
+
+static void *runner_main(void *arg)
+{
+    runner *r = arg;
+    atom_runtime *rt = NULL;
+    if ((r->rc = atom_runtime_new(&rt)) != ATOM_OK)
+        return NULL;
+    atom_runtime_set_kubeconfig(rt, r->kubeconfig);
+    atom_runtime_set_progress(rt, runner_progress, r);
+    atom_runtime_set_log(rt, runner_log, r);
+    atom_runtime_register(rt, "image", runner_image, r);
+    atom_runtime_set_string(rt, "release", r->name);
+    const char *script =
+        "local atom = require 'atom'\n"
+        "local n = atom.app.release\n"
+        "return { name = n, namespace = n, deadline = 30, objects = {\n"
+        "  { apiVersion = 'apps/v1', kind = 'Deployment', metadata = { name = 'web' },\n"
+        "    spec = { replicas = 2, selector = { matchLabels = { app = n } },\n"
+        "      template = { metadata = { labels = { app = n } },\n"
+        "        spec = { containers = { { name = 'web', image = atom.app.image() } } } } } } } }\n";
+    atom_release *rel = NULL;
+    r->rc = atom_release_load_string(rt, script, strlen(script), r->dir, "two.lua", &rel);
+    if (r->rc == ATOM_OK)
+        r->rc = atom_release_run(rel, &r->final);
+    if (r->rc != ATOM_OK)
+        snprintf(r->error, sizeof r->error, "%s", atom_runtime_last_error(rt));
+    atom_release_free(rel);
+    atom_runtime_free(rt);
+    return NULL;
+}
+
+/* Only with ATOM_TEST_KUBECONFIG (spec/embed starts `atom sim` and sets it). */
+static void test_two_releases_at_once(const char *kubeconfig)
+{
+    char dirbuf[256];
+    const char *dir = script_dir(dirbuf, sizeof dirbuf);
+    runner a = {kubeconfig, dir, "two-alpha", 0, 0, ATOM_STATE_NONE, 0, ""};
+    runner b = {kubeconfig, dir, "two-beta", 0, 0, ATOM_STATE_NONE, 0, ""};
+    pthread_t ta, tb;
+    CHECK(pthread_create(&ta, NULL, runner_main, &a) == 0);
+    CHECK(pthread_create(&tb, NULL, runner_main, &b) == 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    if (a.rc != ATOM_OK || b.rc != ATOM_OK)
+        fprintf(stderr, "two releases: %s / %s\n", a.error, b.error);
+    CHECK(a.rc == ATOM_OK && a.final == ATOM_STATE_RUNNING);
+    CHECK(b.rc == ATOM_OK && b.final == ATOM_STATE_RUNNING);
+    /* (none)->Pending, Pending->Updating, Updating->Running, each its own. */
+    CHECK(a.transitions == 3 && b.transitions == 3);
+    CHECK(a.foreign == 0 && b.foreign == 0);
+    if (dir)
+        rmdir(dir);
+    printf("test_api: two releases at once: %s %s, %s %s\n", a.name, atom_state_name(a.final),
+           b.name, atom_state_name(b.final));
+}
+
 int main(void)
 {
     test_codes_and_states();
@@ -370,6 +462,9 @@ int main(void)
     atom_runtime_free(rt);
     test_host_functions();
     test_two_handles();
+    const char *kubeconfig = getenv("ATOM_TEST_KUBECONFIG");
+    if (kubeconfig && *kubeconfig)
+        test_two_releases_at_once(kubeconfig);
     if (failures) {
         fprintf(stderr, "test_api: %d check(s) failed\n", failures);
         return 1;

@@ -140,6 +140,16 @@ describe("embedding atom", function()
     assert.equals("registry.example.com/shop/web:1.0.0", image:gsub("%s+$", ""))
   end)
 
+  it("drives two releases at once from two runtime handles in one process", function()
+    local test_api = build .. "/test_api"
+    assert.is_true(exists(test_api), "build test_api first")
+    local rc, out = run("ATOM_TEST_KUBECONFIG=" .. sh_quote(kubeconfig) .. " " .. sh_quote(test_api))
+    assert.equals(0, rc, out)
+    assert.matches("two%-alpha Running, two%-beta Running", out)
+    assert.equals("Running", recorded_state("two-alpha", "two-alpha"))
+    assert.equals("Running", recorded_state("two-beta", "two-beta"))
+  end)
+
   it("installs the Lua module with luarocks make; plain lua5.4 runs to Running, then to Reverted", function()
     local tree = tmp .. "/rocks"
     must("cd " .. sh_quote(SRC) .. " && luarocks --lua-version 5.4 make --tree " .. sh_quote(tree)
