@@ -308,6 +308,15 @@ static void sim_on_delay(evutil_socket_t fd, short what, void *arg)
     (void)what;
     sim_call *c = arg;
     sim_server *srv = c->srv;
+    if (evhttp_request_get_connection(c->req) == NULL) {
+        /* The client left while we waited and no close callback told us. */
+        long long id = c->id;
+        int stream = c->stream;
+        sim_call_done(srv, c);
+        if (stream)
+            sim_notify(srv, "closed", id);
+        return;
+    }
     if (!c->stream) {
         evhttp_send_reply(c->req, c->status, NULL, c->buf);
         c->req = NULL; /* evhttp_send_reply took it, even if detached */
@@ -972,24 +981,25 @@ static int sim_listen(sim_server *srv, const sim_options *o, char *url, size_t u
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     socklen_t sslen;
-    int v6 = strchr(o->address, ':') != NULL;
+    const char *address = strcmp(o->address, "localhost") == 0 ? "127.0.0.1" : o->address;
+    int v6 = strchr(address, ':') != NULL;
     if (v6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
         a->sin6_family = AF_INET6;
         a->sin6_port = htons((uint16_t)o->port);
-        if (inet_pton(AF_INET6, o->address, &a->sin6_addr) != 1 ||
+        if (inet_pton(AF_INET6, address, &a->sin6_addr) != 1 ||
             !IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
             return atom_error_set(err, ATOM_EINVAL, "--address must be a loopback address: %s",
-                                  o->address);
+                                  address);
         sslen = sizeof *a;
     } else {
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
         a->sin_family = AF_INET;
         a->sin_port = htons((uint16_t)o->port);
-        if (inet_pton(AF_INET, o->address, &a->sin_addr) != 1 ||
+        if (inet_pton(AF_INET, address, &a->sin_addr) != 1 ||
             (ntohl(a->sin_addr.s_addr) >> 24) != 127)
             return atom_error_set(err, ATOM_EINVAL, "--address must be a loopback address: %s",
-                                  o->address);
+                                  address);
         sslen = sizeof *a;
     }
     /* A release tool opens hundreds of connections at once. */
@@ -997,7 +1007,7 @@ static int sim_listen(sim_server *srv, const sim_options *o, char *url, size_t u
         srv->base, NULL, NULL, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
         4096, (struct sockaddr *)&ss, (int)sslen);
     if (lst == NULL)
-        return atom_error_set(err, ATOM_EIO, "cannot listen on %s port %d: %s", o->address,
+        return atom_error_set(err, ATOM_EIO, "cannot listen on %s port %d: %s", address,
                               o->port, strerror(errno));
     if (evhttp_bind_listener(srv->http, lst) == NULL) {
         evconnlistener_free(lst);
@@ -1010,7 +1020,7 @@ static int sim_listen(sim_server *srv, const sim_options *o, char *url, size_t u
     int port = v6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
                   : ntohs(((struct sockaddr_in *)&bound)->sin_port);
     snprintf(url, url_len, v6 ? "%s://[%s]:%d" : "%s://%s:%d", srv->use_tls ? "https" : "http",
-             o->address, port);
+             address, port);
     return ATOM_OK;
 }
 

@@ -58,6 +58,18 @@ function M:handle(req)
     end
     loop.timer(0, more)
     return { status = 200, stream = true }
+  elseif req.path == "/cancel" then
+    local id = req.stream
+    local t1 = loop.timer(0.02, function() loop.write(id, "cancelled timer fired\n") end)
+    local first = t1:cancel()
+    local t2
+    t2 = loop.timer(0.05, function()
+      loop.write(id, "cancel=" .. tostring(first) .. " again=" .. tostring(t1:cancel())
+        .. " after-fire=" .. tostring(t2:cancel()) .. "\n")
+      loop.finish(id)
+      loop.write(id, "after finish\n")
+    end)
+    return { status = 200, stream = true }
   elseif req.path == "/closed" then
     local ids = {}
     for id in pairs(self.closed_ids) do ids[#ids + 1] = id end

@@ -86,6 +86,12 @@ describe("atom sim server (HTTP)", function()
     assert.equal('{"n":0}\n{"n":1}\n{"n":2}\n{"n":3}\n', body)
   end)
 
+  it("cancels timers: a cancelled one never fires, and cancel says whether it was pending", function()
+    local r = s:curl("-N " .. s.url .. "/cancel")
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("cancel=true again=false after-fire=false\n", r.stdout)
+  end)
+
   it("tells Lua when a streaming client goes away", function()
     local before = closed_counts(s).closed
     local r = s:curl("-N --max-time 0.5 " .. s.url .. "/watch")
