@@ -41,6 +41,11 @@ local function pods_of(sim, app)
 end
 
 describe("deployment controller", function()
+  after_each(function()
+    -- no reconcile may have raised an error
+    assert.are.same({}, fake.last.logged)
+  end)
+
   it("makes a new Deployment ready the way rollout status reads it", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     sim.store:create("deployments.apps", deployment("web", 3, "nginx:1.27"))
@@ -205,6 +210,11 @@ describe("deployment controller", function()
 end)
 
 describe("deployment rollback", function()
+  after_each(function()
+    -- no reconcile may have raised an error
+    assert.are.same({}, fake.last.logged)
+  end)
+
   it("reuses the old ReplicaSet when the template comes back, with a new revision", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     sim.store:create("deployments.apps", deployment("undo", 2, "nginx:1"))

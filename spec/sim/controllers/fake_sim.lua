@@ -257,6 +257,14 @@ end
 -- Load every controller listed by atom.sim.controllers into sim (the real sim
 -- has already loaded them), then run what is due now.
 function M.start(sim)
+  -- Controller errors (caught per reconcile) are collected so specs can
+  -- assert that none happened.
+  sim.logged = {}
+  sim.log = function(msg) sim.logged[#sim.logged + 1] = msg end
+  M.last = sim
+  if sim.real then
+    sim.store.on_error = function(err) sim.logged[#sim.logged + 1] = tostring(err) end
+  end
   if not sim.real then
     for _, name in ipairs(require("atom.sim.controllers")) do
       require(name)(sim)

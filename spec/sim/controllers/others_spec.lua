@@ -19,6 +19,11 @@ local function pod(name, image, owner_labels)
 end
 
 describe("pod controller", function()
+  after_each(function()
+    -- no reconcile may have raised an error
+    assert.are.same({}, fake.last.logged)
+  end)
+
   it("schedules, then reports Running and Ready with container status", function()
     local sim = fake.start(fake.new{ ready_after = 2 })
     sim.store:create("pods", pod("p"))
@@ -117,6 +122,11 @@ describe("pod controller", function()
 end)
 
 describe("cluster objects", function()
+  after_each(function()
+    -- no reconcile may have raised an error
+    assert.are.same({}, fake.last.logged)
+  end)
+
   it("creates Ready nodes at start", function()
     local sim = fake.start(fake.new{ nodes = 2 })
     local nodes = sim.store:list("nodes", nil)
@@ -240,6 +250,11 @@ describe("cluster objects", function()
 end)
 
 describe("benchmark mode", function()
+  after_each(function()
+    -- no reconcile may have raised an error
+    assert.are.same({}, fake.last.logged)
+  end)
+
   it("settles many Deployments with ready_after = 0 without advancing time", function()
     local sim = fake.start(fake.new{ ready_after = 0 })
     for i = 1, 200 do
@@ -263,6 +278,11 @@ describe("benchmark mode", function()
 end)
 
 describe("pods and missing references", function()
+  after_each(function()
+    -- no reconcile may have raised an error
+    assert.are.same({}, fake.last.logged)
+  end)
+
   it("waits in ContainerCreating for a missing Secret volume and starts once it exists", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     local p = pod("vol")
@@ -296,6 +316,11 @@ describe("pods and missing references", function()
 end)
 
 describe("scheduling", function()
+  after_each(function()
+    -- no reconcile may have raised an error
+    assert.are.same({}, fake.last.logged)
+  end)
+
   it("reports Unschedulable for a nodeSelector no node matches, and places matching pods", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     local p = pod("nowhere")

@@ -28,6 +28,11 @@ local function pods(sim, app)
 end
 
 describe("statefulset controller", function()
+  after_each(function()
+    -- no reconcile may have raised an error
+    assert.are.same({}, fake.last.logged)
+  end)
+
   local function sts(name, replicas, extra)
     local s = { apiVersion = "apps/v1", kind = "StatefulSet",
       metadata = { name = name, namespace = "default" },
@@ -117,6 +122,11 @@ describe("statefulset controller", function()
 end)
 
 describe("daemonset controller", function()
+  after_each(function()
+    -- no reconcile may have raised an error
+    assert.are.same({}, fake.last.logged)
+  end)
+
   it("runs one pod per node and reports the counts", function()
     local sim = fake.start(fake.new{ ready_after = 1, nodes = 4 })
     sim.store:create("daemonsets.apps", { apiVersion = "apps/v1", kind = "DaemonSet",
@@ -151,6 +161,11 @@ describe("daemonset controller", function()
 end)
 
 describe("job controller", function()
+  after_each(function()
+    -- no reconcile may have raised an error
+    assert.are.same({}, fake.last.logged)
+  end)
+
   local function job(name, extra, image)
     local j = { apiVersion = "batch/v1", kind = "Job", metadata = { name = name, namespace = "default" },
       spec = { template = tmpl(name, image) } }
@@ -218,6 +233,11 @@ describe("job controller", function()
 end)
 
 describe("cronjob controller", function()
+  after_each(function()
+    -- no reconcile may have raised an error
+    assert.are.same({}, fake.last.logged)
+  end)
+
   it("creates Jobs on a */N schedule, named by scheduled minute, and keeps history", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     -- Start on a minute boundary that */5 matches.
