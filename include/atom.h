@@ -250,6 +250,13 @@ ATOM_API int atom_release_cancel(atom_runtime *rt, const char *name);
 ATOM_API int atom_release_rollback(atom_runtime *rt, const char *name, long to_version,
                                    atom_state *final_state);
 
+/* Asks the run, resume or rollback in progress on rt to cancel, as Ctrl-C
+ * does for `atom run`: during Updating the release goes to Cancelled and
+ * rolls back; during Rollback it ends in Failure. The one call that may be
+ * made from another thread (or a signal handler) while rt is busy; it only
+ * sets a flag, which the next run on rt clears. */
+ATOM_API int atom_runtime_cancel_run(atom_runtime *rt);
+
 /* A release's record. Strings owned by rt, valid until the next call on rt. */
 typedef struct atom_release_info {
     const char *name;

@@ -19,6 +19,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ struct atom_runtime {
     atom_progress_fn progress;
     void *progress_user;
     atom_release *releases;  /* loaded and not yet freed */
+    atomic_int cancels;      /* atom_runtime_cancel_run calls since the run began */
 };
 
 struct atom_release {
@@ -165,6 +167,7 @@ int atom_runtime_new(atom_runtime **out)
     atom_runtime *rt = calloc(1, sizeof *rt);
     if (rt == NULL)
         return ATOM_ENOMEM;
+    atomic_init(&rt->cancels, 0);
     rt->host = lh_new(&rt->err);
     if (rt->host == NULL) {
         int code = rt->err.code ? rt->err.code : ATOM_ENOMEM;
@@ -637,6 +640,23 @@ static int l_progress(lua_State *L)
     return 0;
 }
 
+/* interrupted() -> cancel requests so far (the engine cancels when it grows). */
+static int l_interrupted(lua_State *L)
+{
+    atom_runtime *rt = lua_touserdata(L, lua_upvalueindex(1));
+    lua_pushinteger(L, atomic_load(&rt->cancels));
+    return 1;
+}
+
+int atom_runtime_cancel_run(atom_runtime *rt)
+{
+    if (rt == NULL)
+        return ATOM_EINVAL;
+    /* No rt_ok here: the error buffer belongs to the thread running. */
+    atomic_fetch_add(&rt->cancels, 1);
+    return ATOM_OK;
+}
+
 /* Pushes the opts table atom.api takes, from the handle's settings. */
 static void push_opts(atom_runtime *rt)
 {
@@ -665,6 +685,9 @@ static void push_opts(atom_runtime *rt)
     lua_pushlightuserdata(L, rt);
     lua_pushcclosure(L, l_log, 1);
     lua_setfield(L, -2, "log");
+    lua_pushlightuserdata(L, rt);
+    lua_pushcclosure(L, l_interrupted, 1);
+    lua_setfield(L, -2, "interrupted");
     if (rt->progress) {
         lua_pushlightuserdata(L, rt);
         lua_pushcclosure(L, l_progress, 1);
@@ -830,6 +853,7 @@ int atom_release_run(atom_release *r, atom_state *final_state)
     if (r == NULL)
         return ATOM_ESTATE;
     atom_runtime *rt = r->rt;
+    atomic_store(&rt->cancels, 0);
     lua_State *L = lh_state(rt->host);
     int rc = push_api(rt, "run");
     if (rc != ATOM_OK)
@@ -867,6 +891,7 @@ int atom_release_resume(atom_runtime *rt, const char *name, atom_state *final_st
         *final_state = ATOM_STATE_NONE;
     if (rt == NULL)
         return ATOM_EINVAL;
+    atomic_store(&rt->cancels, 0);
     int rc = by_name(rt, "resume", name, 0, 0);
     return rc != ATOM_OK ? rc : finish_state(rt, final_state);
 }
@@ -891,6 +916,7 @@ int atom_release_rollback(atom_runtime *rt, const char *name, long to_version,
         return ATOM_EINVAL;
     if (to_version < 0)
         return rt_fail(rt, ATOM_EINVAL, "atom_release_rollback: version %ld is negative", to_version);
+    atomic_store(&rt->cancels, 0);
     int rc = by_name(rt, "rollback", name, 1, to_version);
     return rc != ATOM_OK ? rc : finish_state(rt, final_state);
 }

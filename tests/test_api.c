@@ -360,6 +360,10 @@ typedef struct runner {
     const char *kubeconfig;
     const char *dir;
     const char *name;
+    const char *tag;       /* image tag; "does-not-exist" never gets ready on atom sim */
+    int cancel_on_updating;
+    atom_runtime *rt;
+    int saw_cancelled;
     int transitions;       /* progress events for this release */
     int foreign;           /* progress events naming another release */
     atom_state final;
@@ -370,10 +374,15 @@ typedef struct runner {
 static void runner_progress(void *user, const atom_progress *p)
 {
     runner *r = user;
-    if (strcmp(p->release, r->name) != 0)
+    if (strcmp(p->release, r->name) != 0) {
         r->foreign++;
-    else if (p->kind == ATOM_PROGRESS_TRANSITION)
+    } else if (p->kind == ATOM_PROGRESS_TRANSITION) {
         r->transitions++;
+        if (p->to == ATOM_STATE_CANCELLED)
+            r->saw_cancelled = 1;
+        if (p->to == ATOM_STATE_UPDATING && r->cancel_on_updating)
+            CHECK(atom_runtime_cancel_run(r->rt) == ATOM_OK);
+    }
 }
 
 static void runner_log(void *user, int level, const char *line)
@@ -387,7 +396,7 @@ static int runner_image(void *user, atom_call *call)
 {
     runner *r = user;
     char img[128];
-    snprintf(img, sizeof img, "example.com/%s:1.0", r->name);
+    snprintf(img, sizeof img, "example.com/%s:%s", r->name, r->tag);
     return atom_call_return_string(call, img, strlen(img));
 }
 
@@ -397,6 +406,7 @@ static void *runner_main(void *arg)
     atom_runtime *rt = NULL;
     if ((r->rc = atom_runtime_new(&rt)) != ATOM_OK)
         return NULL;
+    r->rt = rt;
     atom_runtime_set_kubeconfig(rt, r->kubeconfig);
     atom_runtime_set_progress(rt, runner_progress, r);
     atom_runtime_set_log(rt, runner_log, r);
@@ -426,8 +436,8 @@ static void test_two_releases_at_once(const char *kubeconfig)
 {
     char dirbuf[256];
     const char *dir = script_dir(dirbuf, sizeof dirbuf);
-    runner a = {kubeconfig, dir, "two-alpha", 0, 0, ATOM_STATE_NONE, 0, ""};
-    runner b = {kubeconfig, dir, "two-beta", 0, 0, ATOM_STATE_NONE, 0, ""};
+    runner a = {kubeconfig, dir, "two-alpha", "1.0", 0, NULL, 0, 0, 0, ATOM_STATE_NONE, 0, ""};
+    runner b = {kubeconfig, dir, "two-beta", "1.0", 0, NULL, 0, 0, 0, ATOM_STATE_NONE, 0, ""};
     pthread_t ta, tb;
     CHECK(pthread_create(&ta, NULL, runner_main, &a) == 0);
     CHECK(pthread_create(&tb, NULL, runner_main, &b) == 0);
@@ -440,6 +450,16 @@ static void test_two_releases_at_once(const char *kubeconfig)
     /* (none)->Pending, Pending->Updating, Updating->Running, each its own. */
     CHECK(a.transitions == 3 && b.transitions == 3);
     CHECK(a.foreign == 0 && b.foreign == 0);
+
+    /* Cancelling from the progress callback: Updating -> Cancelled -> Rollback
+     * -> Reverted (the first version rolls back to the empty version). */
+    runner c = {kubeconfig, dir, "cancel-gamma", "does-not-exist", 1, NULL, 0, 0, 0,
+                ATOM_STATE_NONE, 0, ""};
+    runner_main(&c);
+    if (c.rc != ATOM_OK)
+        fprintf(stderr, "cancel: %s\n", c.error);
+    CHECK(c.rc == ATOM_OK && c.final == ATOM_STATE_REVERTED && c.saw_cancelled);
+
     if (dir)
         rmdir(dir);
     printf("test_api: two releases at once: %s %s, %s %s\n", a.name, atom_state_name(a.final),

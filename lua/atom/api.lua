@@ -9,6 +9,7 @@
 --   log      = function(level, line)          -- level: "debug"|"info"|"warn"|"error"
 --   progress = function(event)                -- see below
 --   app      = { name = function(...) | string }  -- seen by scripts as atom.app.<name>
+--   interrupted = function() -> count         -- the run cancels when the count grows
 -- and returns its result, or nil and an error table { kind = K, message = M }
 -- where K is "invalid", "kube", "busy", "lua", "budget", "state" or "io".
 --
@@ -122,6 +123,7 @@ local function engine_opts(opts, app)
     namespace = opts.namespace,
     log = opts.log,
     progress = opts.progress,
+    interrupted = opts.interrupted,
     app = app,
   }
   for k, v in pairs(opts.options or {}) do
