@@ -287,3 +287,30 @@ describe("cronjob controller", function()
     assert.are.same({ "list-" .. (m + 10), "list-" .. (m + 20), "list-" .. (m + 21) }, names)
   end)
 end)
+
+describe("indexed job", function()
+  after_each(function()
+    assert.are.same({}, fake.last.logged)
+  end)
+
+  it("runs each completion index once and reports completedIndexes", function()
+    local sim = fake.start(fake.new{ ready_after = 1 })
+    sim.store:create("jobs.batch", { apiVersion = "batch/v1", kind = "Job",
+      metadata = { name = "idx", namespace = "default" },
+      spec = { completions = 4, parallelism = 2, completionMode = "Indexed",
+        template = { spec = { restartPolicy = "Never", containers = { { name = "c", image = "busybox" } } } } } })
+    sim.clock:advance(0.5)
+    local names = {}
+    for _, p in ipairs(sim.store:list("pods", "default")) do names[#names + 1] = p.metadata.name:match("^(idx%-%d+)%-") end
+    table.sort(names)
+    assert.are.same({ "idx-0", "idx-1" }, names)
+    sim.clock:advance(3)
+    assert.are.equal("0-1", sim.store:get("jobs.batch", "default", "idx").status.completedIndexes)
+    sim.clock:advance(5)
+    local j = sim.store:get("jobs.batch", "default", "idx")
+    assert.are.equal("0-3", j.status.completedIndexes)
+    assert.are.equal(4, j.status.succeeded)
+    assert.are.equal("True", util.get_condition(j, "Complete").status)
+    assert.are.equal(4, #sim.store:list("pods", "default"))
+  end)
+end)

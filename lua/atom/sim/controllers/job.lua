@@ -8,6 +8,24 @@
 local util = require("atom.sim.controllers.util")
 
 local RK = "jobs.batch"
+local IDX = "batch.kubernetes.io/job-completion-index"
+
+-- "0-2,4" for indexes {0,1,2,4}, as status.completedIndexes writes them.
+local function index_ranges(set, n)
+  local parts, i = {}, 0
+  while i < n do
+    if set[i] then
+      local j = i
+      while j + 1 < n and set[j + 1] do j = j + 1 end
+      parts[#parts + 1] = (i == j) and tostring(i) or (i .. "-" .. j)
+      i = j + 1
+    else
+      i = i + 1
+    end
+  end
+  if #parts == 0 then return nil end
+  return table.concat(parts, ",")
+end
 
 local function finished_at(job)
   for _, t in ipairs({ "Complete", "Failed" }) do
@@ -72,9 +90,19 @@ return function(sim)
     local st = util.copy(sim, job.status or {})
     st.conditions = st.conditions or {}
 
+    local indexed = spec.completionMode == "Indexed" and completions ~= nil
+    local done_idx, busy_idx = {}, {}
+    local function index_of(p)
+      return tonumber(((p.metadata.annotations or {})[IDX]))
+    end
     local active, succeeded, failed, ready = {}, 0, 0, 0
     for _, p in ipairs(pods.children(job)) do
       local phase = (p.status or {}).phase
+      if indexed and phase == "Succeeded" and index_of(p) then
+        done_idx[index_of(p)] = true
+      elseif indexed and phase ~= "Failed" and index_of(p) then
+        busy_idx[index_of(p)] = true
+      end
       if phase == "Succeeded" then
         succeeded = succeeded + 1
       elseif phase == "Failed" then
@@ -103,6 +131,11 @@ return function(sim)
       local started = util.parse_time(st.startTime) or tnow
       local ads = spec.activeDeadlineSeconds
       local done = completions == nil and succeeded > 0 or (completions ~= nil and succeeded >= completions)
+      if indexed then
+        local n = 0
+        for _ in pairs(done_idx) do n = n + 1 end
+        done = n >= completions
+      end
       if done then
         stop_active()
         util.set_condition(st.conditions, "SuccessCriteriaMet", "True", "CompletionsReached",
@@ -127,15 +160,37 @@ return function(sim)
         if completions ~= nil then want = math.min(parallelism, completions - succeeded) end
         local tmpl = spec.template or {}
         local uid = job.metadata.uid
+        -- Indexed Jobs run each completion index once: the lowest indexes
+        -- neither done nor running go next.
+        local next_idx = 0
+        local function free_index()
+          while next_idx < completions and (done_idx[next_idx] or busy_idx[next_idx]) do
+            next_idx = next_idx + 1
+          end
+          if next_idx >= completions then return nil end
+          busy_idx[next_idx] = true
+          return next_idx
+        end
         for _ = #active + 1, want do
-          local pod = util.pod_from_template(sim, tmpl, job, "batch/v1", "Job", {
+          local labels = {
             ["batch.kubernetes.io/controller-uid"] = uid,
             ["batch.kubernetes.io/job-name"] = name,
             ["controller-uid"] = uid,
             ["job-name"] = name,
-          })
+          }
+          local idx = indexed and free_index() or nil
+          if indexed and not idx then break end
+          if idx then labels[IDX] = tostring(idx) end
+          local pod = util.pod_from_template(sim, tmpl, job, "batch/v1", "Job", labels)
           pod.spec.restartPolicy = (tmpl.spec or {}).restartPolicy or "Never"
-          local created = util.create_named(sim, "pods", pod, name .. "-")
+          local prefix = name .. "-"
+          if idx then
+            pod.metadata.annotations = pod.metadata.annotations or {}
+            pod.metadata.annotations[IDX] = tostring(idx)
+            pod.spec.hostname = name .. "-" .. idx
+            prefix = name .. "-" .. idx .. "-"
+          end
+          local created = util.create_named(sim, "pods", pod, prefix)
           if created then active[#active + 1] = created end
         end
         if ads then
@@ -144,6 +199,11 @@ return function(sim)
       end
     end
 
+    if indexed then
+      st.completedIndexes = index_ranges(done_idx, completions)
+      succeeded = 0
+      for _ in pairs(done_idx) do succeeded = succeeded + 1 end
+    end
     st.active = #active > 0 and #active or nil
     st.succeeded = succeeded > 0 and succeeded or nil
     st.failed = failed > 0 and failed or nil
