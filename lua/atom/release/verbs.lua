@@ -95,11 +95,38 @@ local function drive(client, ns, name, plan, eo)
   return final_result(e, final)
 end
 
+-- Every kind must be served by the server or defined by a CRD of the same release; found
+-- out before anything is written, as bad input (exit 2) naming where the object came from.
+local function check_kinds(client, release)
+  local ok, err = client:resource_for("v1", "Namespace")
+  if not ok then return fail("kube", describe(err)) end
+  local defined = {}
+  for _, entry in ipairs(release.objects or {}) do
+    local o = entry.object or entry
+    if o.kind == "CustomResourceDefinition" and type(o.spec) == "table" and type(o.spec.names) == "table" then
+      defined[tostring(o.spec.group) .. "/" .. tostring(o.spec.names.kind)] = true
+    end
+  end
+  for _, entry in ipairs(release.objects or {}) do
+    local o = entry.object or entry
+    if not defined[util.group_of(o.apiVersion) .. "/" .. tostring(o.kind)] then
+      local info, kerr = client:resource_for(o.apiVersion, o.kind)
+      if not info then
+        return fail("invalid", string.format("%s: unknown kind %s (apiVersion %s): %s",
+          entry.source or util.show(o), tostring(o.kind), tostring(o.apiVersion), describe(kerr)))
+      end
+    end
+  end
+  return true
+end
+
 function verbs.run(release, eo)
   eo = eo or {}
   local client, cerr = verbs.connect(eo)
   if not client then return nil, cerr end
   local ns = release.namespace or namespace_for(eo, client)
+  local kinds_ok, kerr = check_kinds(client, release)
+  if not kinds_ok then return nil, kerr end
   local ok, rerr = records.ensure(client, ns)
   if not ok then return fail("kube", "preparing the records in namespace " .. ns .. ": " .. describe(rerr)) end
   local objects = {}
