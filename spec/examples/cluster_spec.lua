@@ -40,16 +40,6 @@ describe("examples against atom sim", function()
     assert.equal("servicemonitor.monitoring.coreos.com/example-app\n", k.stdout)
   end)
 
-  it("crd-readiness: without the override the CRD kind is never ready: Deadline -> Reverted", function()
-    local r = atom_run(s, "--deadline 3 examples/crd-readiness/release.lua",
-      { env = { "CRD_READINESS_OVERRIDE=off" } })
-    assert.equal(3, r.code, r.stderr)
-    assert.matches("from=Updating to=Deadline", r.stderr)
-    assert.matches("to=Reverted", r.stderr)
-    local k = s:kubectl("get deployment example-app -n monitoring-demo -o name")
-    assert.not_equal(0, k.code) -- the first version's rollback removes what it created
-  end)
-
   it("migration-hook: the Job runs before Updating, the after-Running ConfigMap stays", function()
     local r = atom_run(s, "examples/migration-hook/release.lua")
     assert.equal(0, r.code, r.stderr)
@@ -69,6 +59,57 @@ describe("hooks and policies against atom sim", function()
   after_each(function()
     if s then s.stop() end
     for _, d in ipairs(dirs) do os.execute("rm -rf " .. sim.quote(d)) end
+  end)
+
+  -- A kind whose CRD declares status.conditions: the sim runs no controller for it, so
+  -- nothing ever reports on a Widget.
+  local WIDGETS = [[
+local atom = require "atom"
+local release = {
+  name = "widgets", namespace = "widgets",
+  objects = {
+    { apiVersion = "apiextensions.k8s.io/v1", kind = "CustomResourceDefinition",
+      metadata = { name = "widgets.example.com" },
+      spec = { group = "example.com", scope = "Namespaced",
+        names = { kind = "Widget", plural = "widgets", singular = "widget", listKind = "WidgetList" },
+        versions = { { name = "v1", served = true, storage = true, subresources = { status = {} },
+          schema = { openAPIV3Schema = { type = "object", ["x-kubernetes-preserve-unknown-fields"] = true,
+            properties = { status = { type = "object", ["x-kubernetes-preserve-unknown-fields"] = true,
+              properties = { conditions = { type = "array", items = { type = "object",
+                ["x-kubernetes-preserve-unknown-fields"] = true } } } } } } } } } } },
+    { apiVersion = "example.com/v1", kind = "Widget", metadata = { name = "w1" }, spec = { size = 3 } },
+    { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "widget-settings" } },
+  },
+}
+if atom.env("WIDGET_OVERRIDE") == "on" then
+  release.readiness = { ["Widget.example.com"] = function(obj)
+    if obj.spec and obj.spec.size then return "ready", "size " .. obj.spec.size end
+    return "progressing", "no size yet"
+  end }
+end
+return release
+]]
+
+  it("a CRD kind the sim never marks ready reaches Running with a user readiness override", function()
+    s = sim.start({ ready_after = 0.2 })
+    local dir = write_release(WIDGETS)
+    dirs[#dirs + 1] = dir
+    local r = atom_run(s, sim.quote(dir .. "/release.lua"), { env = { "WIDGET_OVERRIDE=on" } })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("to=Running", r.stderr)
+    assert.equal("widget.example.com/w1\n", s:kubectl("get widgets -n widgets -o name").stdout)
+  end)
+
+  it("without the override it reaches Deadline -> Reverted", function()
+    s = sim.start({ ready_after = 0.2 })
+    local dir = write_release(WIDGETS)
+    dirs[#dirs + 1] = dir
+    local r = atom_run(s, "--deadline 3 " .. sim.quote(dir .. "/release.lua"))
+    assert.equal(3, r.code, r.stderr)
+    assert.matches("from=Updating to=Deadline", r.stderr)
+    assert.matches("waiting for the controller to report status", r.stderr)
+    assert.matches("to=Reverted", r.stderr)
+    assert.not_equal(0, s:kubectl("get configmap widget-settings -n widgets -o name").code)
   end)
 
   it("a failing migration Job: before Updating fails -> Error -> Reverted, naming the hook's line", function()

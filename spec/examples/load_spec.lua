@@ -34,7 +34,13 @@ describe("examples load", function()
     assert.equal("ServiceMonitor", sm.kind)
     local state, msg = r:check(sm)
     assert.equal("ready", state)
-    assert.equal("selects 1 endpoint(s)", msg)
+    assert.equal("valid; no Prometheus has picked it up yet", msg)
+    sm = { apiVersion = sm.apiVersion, kind = sm.kind, metadata = sm.metadata, spec = sm.spec,
+      status = { bindings = { { resource = "prometheuses", name = "main", conditions = {
+        { type = "Accepted", status = "False", reason = "InvalidConfiguration", message = "bad relabeling" } } } } } }
+    state, msg = r:check(sm)
+    assert.equal("failed", state)
+    assert.equal("prometheuses main rejected it: bad relabeling", msg)
     assert.equal("failed", (r:check({ apiVersion = "monitoring.coreos.com/v1", kind = "ServiceMonitor",
       metadata = { name = "x" }, spec = { selector = {}, endpoints = {} } })))
   end)

@@ -6,7 +6,7 @@ local fake = {}
 
 function fake.new(opts)
   opts = opts or {}
-  local k = { namespace = "default", calls = {}, objects = {}, polls = 0 }
+  local k = { namespace = "default", calls = {}, objects = {}, polls = 0, events = {} }
   local function note(...) k.calls[#k.calls + 1] = table.concat({ ... }, " ") end
   local function key(ns, name) return ns .. "/" .. name end
 
@@ -44,6 +44,9 @@ function fake.new(opts)
   end
   function k:poll(timeout)
     self.polls = self.polls + 1
+    if opts.foreign and self.polls == 1 then
+      return { { watcher = "engine's", type = "ADDED", object = { kind = "Deployment" } } }
+    end
     if opts.job_outcome and self.polls == 2 then
       local job = { apiVersion = "batch/v1", kind = "Job", metadata = { name = "m" },
         status = { conditions = { { type = opts.job_outcome, status = "True",

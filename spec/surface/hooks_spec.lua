@@ -83,6 +83,12 @@ describe("jobs.run", function()
     assert.is_nil(JOB.metadata.namespace) -- the caller's table is not changed
   end)
 
+  it("hands events of the engine's watchers back to the shared client", function()
+    local kube = fake.new({ job_outcome = "Complete", foreign = true })
+    assert.is_true(jobs.run(kube, JOB, { namespace = "shop", timeout = 5 }))
+    assert.same({ { watcher = "engine's", type = "ADDED", object = { kind = "Deployment" } } }, kube.events)
+  end)
+
   it("keeps the Job when asked", function()
     local kube = fake.new({ job_outcome = "Complete" })
     assert.is_true(jobs.run(kube, JOB, { namespace = "shop", keep = true }))

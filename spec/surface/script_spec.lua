@@ -159,3 +159,31 @@ return {
       "release%.lua:3: atom%.yaml%(\"none/%*%.yaml\"%) matches no files")
   end)
 end)
+
+describe("custom resources whose CRD is in the release", function()
+  local dir
+  teardown(function() tree.remove(dir) end)
+
+  it("wait for a controller when the CRD declares status.conditions", function()
+    dir = tree.make({ ["release.lua"] = [[
+return { name = "w", objects = {
+  { apiVersion = "apiextensions.k8s.io/v1", kind = "CustomResourceDefinition",
+    metadata = { name = "widgets.example.com" },
+    spec = { group = "example.com", scope = "Namespaced",
+      names = { kind = "Widget", plural = "widgets", singular = "widget", listKind = "WidgetList" },
+      versions = {
+        { name = "v1", served = true, storage = true, schema = { openAPIV3Schema = { type = "object",
+          properties = { status = { type = "object", properties = { conditions = { type = "array" } } } } } } },
+        { name = "v0", served = true, storage = false, schema = { openAPIV3Schema = { type = "object" } } },
+      } } },
+  { apiVersion = "example.com/v1", kind = "Widget", metadata = { name = "w" } },
+} }]] })
+    local r = assert(script.load(dir .. "/release.lua"))
+    local w = { apiVersion = "example.com/v1", kind = "Widget", metadata = { name = "w" } }
+    local state, msg = r:check(w)
+    assert.equal("progressing", state)
+    assert.equal("waiting for the controller to report status", msg)
+    assert.equal("ready", (r:check(w, { expects_conditions = false })))
+    assert.equal("ready", (r:check({ apiVersion = "example.com/v0", kind = "Widget", metadata = { name = "w" } })))
+  end)
+end)

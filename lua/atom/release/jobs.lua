@@ -76,6 +76,15 @@ function jobs.pod_reasons(kube, namespace, name)
   return lines
 end
 
+-- Puts events polled on behalf of other watchers back in front of the client's queue.
+function jobs.hand_back(kube, events)
+  if #events == 0 then return end
+  if type(kube.requeue) == "function" then return kube:requeue(events) end
+  if type(kube.events) == "table" then
+    for i = #events, 1, -1 do table.insert(kube.events, 1, events[i]) end
+  end
+end
+
 local function clean_up(kube, namespace, name, keep)
   if keep then return end
   kube:delete("batch/v1", "Job", namespace, name, { propagation = "Background" })
@@ -119,6 +128,9 @@ function jobs.run(kube, job, opts)
   if not live then return nil, string.format("cannot create %s: %s", label, tostring(err)) end
   log(label .. " created")
 
+  -- The client is shared with the engine: events for its watchers that arrive while the
+  -- hook waits are handed back afterwards, in order, instead of being lost.
+  local foreign = {}
   local result, cond = outcome(live)
   local watcher = kube:watch("batch/v1", "Job", ns, { fieldSelector = "metadata.name=" .. name,
     resourceVersion = live.metadata and live.metadata.resourceVersion })
@@ -127,17 +139,20 @@ function jobs.run(kube, job, opts)
     if left <= 0 then break end
     local events = kube:poll(math.min(left, 1)) or {}
     for _, ev in ipairs(events) do
-      if ev.watcher == watcher and type(ev.object) == "table" then
+      if ev.watcher ~= watcher then
+        foreign[#foreign + 1] = ev
+      elseif result then -- already decided; later events of ours are of no interest
+      elseif type(ev.object) == "table" then
         if ev.type == "DELETED" then
           result, cond = "Failed", { reason = "Deleted", message = "the Job was deleted while atom waited for it" }
         else
           result, cond = outcome(ev.object)
         end
-        if result then break end
       end
     end
   end
   if watcher and watcher.close then watcher:close() end
+  jobs.hand_back(kube, foreign)
 
   if result == "Complete" then
     log(label .. " completed")

@@ -250,8 +250,41 @@ local Release = {}
 Release.__index = Release
 
 -- Readiness of one live object, user overrides included (they run under the budgets).
+-- When the caller does not say whether a custom resource's CRD declares
+-- status.conditions, a CRD shipped in this same release answers it.
 function Release:check(obj, ctx)
+  if type(obj) == "table" and (ctx == nil or ctx.expects_conditions == nil) then
+    local expects = self._crd_conditions[tostring(obj.apiVersion) .. "|" .. tostring(obj.kind)]
+    if expects ~= nil then
+      local c = {}
+      for k, v in pairs(ctx or {}) do c[k] = v end
+      c.expects_conditions = expects
+      ctx = c
+    end
+  end
   return readiness.check(obj, self._checks, ctx)
+end
+
+-- "group/version|Kind" -> true/false for every version of every CRD in the objects.
+local function crd_conditions(objects)
+  local out = {}
+  for _, e in ipairs(objects) do
+    local o = e.object
+    if o.kind == "CustomResourceDefinition" and group_of(o.apiVersion) == "apiextensions.k8s.io"
+        and type(o.spec) == "table" and type(o.spec.names) == "table" then
+      for _, v in ipairs(type(o.spec.versions) == "table" and o.spec.versions or {}) do
+        if type(v) == "table" and v.name then
+          local schema = type(v.schema) == "table" and v.schema.openAPIV3Schema
+          local props = type(schema) == "table" and schema.properties
+          local st = type(props) == "table" and props.status
+          local stp = type(st) == "table" and st.properties
+          out[tostring(o.spec.group) .. "/" .. v.name .. "|" .. tostring(o.spec.names.kind)] =
+            type(stp) == "table" and stp.conditions ~= nil
+        end
+      end
+    end
+  end
+  return out
 end
 
 -- Runs the user's hook for (phase, state) if any. ctx is the engine's; hooks.lua adds
@@ -452,6 +485,7 @@ local function do_load(path, opts)
   }, Release)
   release._checks = wrap_checks(release, t.readiness)
   release._hook_where = hook_where
+  release._crd_conditions = crd_conditions(objects)
   return release
 end
 
