@@ -85,6 +85,7 @@ describe("deployment controller", function()
     for _, m in ipairs(sim.ready_marks) do marked[m.rk .. "/" .. m.name] = true end
     assert.is_true(marked["deployments.apps/web"])
     assert.is_true(marked["replicasets.apps/" .. rss[1].metadata.name])
+    for _, p in ipairs(pods) do assert.is_true(marked["pods/" .. p.metadata.name]) end
   end)
 
   it("becomes ready in the same turn with ready_after = 0", function()

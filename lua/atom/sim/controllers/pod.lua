@@ -113,6 +113,7 @@ return function(sim)
   local life = {} -- uid -> { rule, node_ip, pod_ip, restarts, backoff }
   local blocked = {} -- uid -> life entry of a pod waiting for a Secret/ConfigMap
   local timers = util.timers(sim)
+  local marks = util.ready_marks(sim, RK)
   local nodes_n = (sim.opts and sim.opts.nodes) or 3
   if nodes_n < 1 then nodes_n = 1 end
   local next_node, next_ip = 0, 0
@@ -257,7 +258,9 @@ return function(sim)
     st.qosClass = qos_class(spec)
     st.containerStatuses = statuses
     st.initContainerStatuses = init_statuses
-    return util.write_status(sim, RK, pod, st)
+    local written = util.write_status(sim, RK, pod, st)
+    if written and ready then marks.mark(written) end
+    return written
   end
 
   local function current(l)
@@ -413,6 +416,7 @@ return function(sim)
       timers.cancel(uid)
       life[uid] = nil
       blocked[uid] = nil
+      marks.forget(obj)
     elseif not life[uid] and (ev == "ADDED" or not util.get_condition(obj, "PodScheduled")) then
       q.add(obj.metadata.namespace, obj.metadata.name)
     end
