@@ -398,6 +398,20 @@ api("atom sim with the API machinery, driven by kubectl", function()
         assert.matches("default", r.stdout)
       end)
 
+      it("streams watch events as chunks while objects change", function()
+        local watch = s.url .. "/api/v1/namespaces/default/configmaps?watch=true"
+        local r = s:run("curl -sS -N --max-time 1.5 " .. (tls and ("--cacert " .. s.kubeconfig .. ".ca.crt --cert "
+          .. s.kubeconfig .. ".client.crt --key " .. s.kubeconfig .. ".client.key ") or "")
+          .. sim.quote(watch) .. " & sleep 0.3; kubectl create configmap w1 --from-literal=a=b >/dev/null; "
+          .. "kubectl label configmap w1 x=y >/dev/null; wait")
+        local events = {}
+        for line in r.stdout:gmatch("[^\n]+") do
+          local ev = cjson.decode(line)
+          events[#events + 1] = ev.type .. " " .. ev.object.metadata.name
+        end
+        assert.same({ "ADDED w1", "MODIFIED w1" }, events)
+      end)
+
       it("exits 0 on SIGTERM", function()
         assert.equal(0, s.stop())
       end)
