@@ -163,6 +163,47 @@ return {
     assert.matches("hook before Updating %(.*release%.lua:5%) was stopped: it ran out of its instruction budget", r.stderr)
   end)
 
+  it("a check that loops forever and one that allocates without bound fail the release, which still ends", function()
+    s = sim.start({ ready_after = 0.2 })
+    local dir = write_release([[
+return {
+  name = "runaway", namespace = "runaway",
+  limits = { instructions = 5000000, heap = 32 * 1024 * 1024 },
+  objects = {
+    { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "spin" } },
+    { apiVersion = "v1", kind = "Secret", metadata = { name = "hog" } },
+  },
+  readiness = {
+    ["ConfigMap/spin"] = function(obj) while true do end end,
+    ["Secret/hog"] = function(obj)
+      local t = {}
+      while true do t[#t + 1] = string.rep("x", 1 << 20) .. #t end
+    end,
+  },
+}
+]])
+    dirs[#dirs + 1] = dir
+    local r = atom_run(s, sim.quote(dir .. "/release.lua"))
+    assert.equal(3, r.code, r.stderr)
+    assert.matches("to=Error", r.stderr)
+    assert.matches("readiness check [%w/]+ %(.*release%.lua:%d+%) failed: ", r.stderr)
+    assert.matches("to=Reverted", r.stderr)
+    local r2 = atom_run(s, sim.quote(dir .. "/release.lua"))
+    assert.equal(3, r2.code) -- the host survived both and the next run behaves the same
+  end)
+
+  it("a script that allocates without bound is stopped at the heap ceiling (exit 2)", function()
+    s = sim.start({ ready_after = 0.2 })
+    local dir = write_release([[
+local t = {}
+while true do t[#t + 1] = string.rep("y", 1 << 20) .. #t end
+]])
+    dirs[#dirs + 1] = dir
+    local r = atom_run(s, sim.quote(dir .. "/release.lua"))
+    assert.equal(2, r.code, r.stderr)
+    assert.matches("release%.lua:2: .*heap ceiling", r.stderr)
+  end)
+
   it("os.execute in a script is refused before anything is written (exit 2)", function()
     s = sim.start({ ready_after = 0.2 })
     local dir = write_release("os.execute('true')\nreturn { name = 'x', objects = {} }\n")

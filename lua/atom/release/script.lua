@@ -363,8 +363,8 @@ local function do_load(path, opts)
     local budget = budget_text(kind, load_limits, load_limits.seconds)
     local msg = first_line(t)
     if budget then
-      if not msg:match("^[^:]+:%d+:") then msg = path .. ":" .. idx.last_return() .. ": " .. msg end
-      msg = msg .. ": the script " .. budget
+      local loc = msg:match("^([^:]+:%d+):") or (path .. ":" .. idx.last_return())
+      msg = loc .. ": the script " .. budget
     end
     invalid(msg, trim_traceback(t))
   end
