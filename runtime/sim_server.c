@@ -1039,6 +1039,7 @@ static void sim_shutdown(sim_server *srv)
     while (srv->live) {
         sim_call *c = srv->live;
         sim_live_unlink(srv, c);
+        sim_slot_release(srv, c->id); /* Lua's finalizers may still look ids up */
         /* Attached requests go with their connection in evhttp_free. */
         if (c->req && evhttp_request_get_connection(c->req) != NULL)
             c->req = NULL;
