@@ -112,6 +112,7 @@ return function(sim)
   local store, clock = sim.store, sim.clock
   local life = {} -- uid -> { rule, node_ip, pod_ip, restarts, backoff }
   local blocked = {} -- uid -> life entry of a pod waiting for a Secret/ConfigMap
+  local recheck = {} -- namespace -> true while a re-check of its blocked pods is queued
   local timers = util.timers(sim)
   local marks = util.ready_marks(sim, RK)
   local nodes_n = (sim.opts and sim.opts.nodes) or 3
@@ -400,13 +401,21 @@ return function(sim)
 
   store:subscribe(function(ev, rk, obj)
     if (rk == "secrets" or rk == "configmaps") and ev == "ADDED" and next(blocked) then
+      -- One re-check per namespace per turn, however many objects arrive:
+      -- a release creating 5,000 ConfigMaps must not cost 5,000 x pods.
       local ns = obj.metadata.namespace
-      for uid, l in pairs(blocked) do
-        if l.ns == ns then
-          sim.clock:after(0, function()
-            if blocked[uid] == l then start(l) end
-          end)
-        end
+      if not recheck[ns] then
+        recheck[ns] = true
+        sim.clock:after(0, function()
+          recheck[ns] = nil
+          local todo = {}
+          for uid, l in pairs(blocked) do
+            if l.ns == ns then todo[#todo + 1] = { uid, l } end
+          end
+          for _, t in ipairs(todo) do
+            if blocked[t[1]] == t[2] then start(t[2]) end
+          end
+        end)
       end
       return
     end
