@@ -825,6 +825,20 @@ local function route(sim, req, r_out)
     return status_resp(status.too_large())
   end
   local p1 = parts[1]
+  if p1 ~= "api" and p1 ~= "apis" or #parts <= (p1 == "api" and 2 or 3) then
+    -- discovery, OpenAPI and other non-resource paths fail only for faults that name a path
+    if p1 ~= "atom-sim" and p1 ~= "metrics" and sim.scenario:has_path_faults() then
+      local fault = sim.scenario:fault_for({ verb = "get", resource = "", path = path, non_resource = true })
+      if fault then
+        r_out.delay = fault.latency
+        if fault.status then
+          local st = status.new(fault.status, fault.message or ("simulated fault: " .. (status.REASONS[fault.status] or "error")))
+          if fault.retry_after then st.retry_after = fault.retry_after end
+          return status_resp(st)
+        end
+      end
+    end
+  end
   if p1 == nil then
     return respond(200, util.encode({ paths = util.array({ "/api", "/api/v1", "/apis", "/healthz", "/livez",
       "/metrics", "/openapi/v3", "/readyz", "/version" }) }))

@@ -126,9 +126,14 @@ end
 
 -- First fault matching req = { verb, resource, namespace, path }; consumes count/fraction.
 -- Returns the fault table (caller reads status, latency, retry_after, ...) or nil.
+function M:has_path_faults()
+  for _, f in ipairs(self.faults) do if f.path then return true end end
+  return false
+end
+
 function M:fault_for(req)
   for _, f in ipairs(self.faults) do
-    local ok = true
+    local ok = not req.non_resource or f.path ~= nil
     if f.verb and f.verb ~= req.verb then
       ok = f.verb == "watch" and req.verb == "watch" or false
     end
