@@ -364,12 +364,21 @@ typedef struct runner {
     int cancel_on_updating;
     atom_runtime *rt;
     int saw_cancelled;
+    int versions;
     int transitions;       /* progress events for this release */
     int foreign;           /* progress events naming another release */
     atom_state final;
     int rc;
     char error[512];
 } runner;
+
+static int count_versions(void *user, const atom_version_info *v)
+{
+    int *n = user;
+    CHECK(v->version == *n + 1 && v->who[0] != '\0');
+    (*n)++;
+    return 0;
+}
 
 static void runner_progress(void *user, const atom_progress *p)
 {
@@ -424,6 +433,24 @@ static void *runner_main(void *arg)
     r->rc = atom_release_load_string(rt, script, strlen(script), r->dir, "two.lua", &rel);
     if (r->rc == ATOM_OK)
         r->rc = atom_release_run(rel, &r->final);
+    if (r->rc == ATOM_OK) {
+        /* The record agrees with the run, through every read path. */
+        atom_release_info info;
+        const char *json = NULL;
+        CHECK(atom_release_describe(rel, &info) == ATOM_OK);
+        CHECK(info.state == r->final && info.version == 1 && strcmp(info.name, r->name) == 0);
+        CHECK(strcmp(info.ns, r->name) == 0);
+        CHECK(atom_runtime_set_namespace(rt, r->name) == ATOM_OK);
+        CHECK(atom_release_status(rt, r->name, &info) == ATOM_OK && info.state == r->final);
+        CHECK(atom_release_history_json(rt, r->name, &json) == ATOM_OK && json != NULL);
+        CHECK(json && strstr(json, atom_state_name(r->final)) != NULL);
+        CHECK(atom_release_status_json(rt, r->name, &json) == ATOM_OK && json && json[0] == '{');
+        CHECK(atom_release_history(rt, r->name, count_versions, &r->versions) == ATOM_OK);
+        CHECK(r->versions == 1);
+        /* Nothing is in flight any more: a cancel is refused with a message. */
+        CHECK(atom_release_cancel(rt, r->name) == ATOM_ESTATE);
+        CHECK(strstr(atom_runtime_last_error(rt), "nothing to cancel") != NULL);
+    }
     if (r->rc != ATOM_OK)
         snprintf(r->error, sizeof r->error, "%s", atom_runtime_last_error(rt));
     atom_release_free(rel);
@@ -436,8 +463,8 @@ static void test_two_releases_at_once(const char *kubeconfig)
 {
     char dirbuf[256];
     const char *dir = script_dir(dirbuf, sizeof dirbuf);
-    runner a = {kubeconfig, dir, "two-alpha", "1.0", 0, NULL, 0, 0, 0, ATOM_STATE_NONE, 0, ""};
-    runner b = {kubeconfig, dir, "two-beta", "1.0", 0, NULL, 0, 0, 0, ATOM_STATE_NONE, 0, ""};
+    runner a = {kubeconfig, dir, "two-alpha", "1.0", 0, NULL, 0, 0, 0, 0, ATOM_STATE_NONE, 0, ""};
+    runner b = {kubeconfig, dir, "two-beta", "1.0", 0, NULL, 0, 0, 0, 0, ATOM_STATE_NONE, 0, ""};
     pthread_t ta, tb;
     CHECK(pthread_create(&ta, NULL, runner_main, &a) == 0);
     CHECK(pthread_create(&tb, NULL, runner_main, &b) == 0);
@@ -453,7 +480,7 @@ static void test_two_releases_at_once(const char *kubeconfig)
 
     /* Cancelling from the progress callback: Updating -> Cancelled -> Rollback
      * -> Reverted (the first version rolls back to the empty version). */
-    runner c = {kubeconfig, dir, "cancel-gamma", "does-not-exist", 1, NULL, 0, 0, 0,
+    runner c = {kubeconfig, dir, "cancel-gamma", "does-not-exist", 1, NULL, 0, 0, 0, 0,
                 ATOM_STATE_NONE, 0, ""};
     runner_main(&c);
     if (c.rc != ATOM_OK)
