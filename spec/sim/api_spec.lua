@@ -583,3 +583,16 @@ describe("sim API: reviews and logs", function()
     assert.equal(404, t.get("/api/v1/namespaces/default/pods/none/log").status)
   end)
 end)
+
+describe("sim API: missing namespaces", function()
+  it("reports the namespace on create and apply, the object otherwise", function()
+    local t = H.new()
+    assert.equal('namespaces "nope" not found', t.post("/api/v1/namespaces/nope/configmaps", H.configmap("a")).json.message)
+    local ap = t.req("PATCH", "/api/v1/namespaces/nope/configmaps/a?fieldManager=x",
+      { body = H.configmap("a"), ctype = "application/apply-patch+yaml" })
+    assert.equal('namespaces "nope" not found', ap.json.message)
+    assert.equal('configmaps "a" not found', t.delete("/api/v1/namespaces/nope/configmaps/a").json.message)
+    assert.equal('configmaps "a" not found', t.patch("/api/v1/namespaces/nope/configmaps/a", { data = {} },
+      "application/merge-patch+json").json.message)
+  end)
+end)

@@ -467,6 +467,12 @@ local function do_apply(sim, r, old)
     return status_resp(status.bad_request("invalid object type: apiVersion and kind must be set for apply"))
   end
   body.metadata = body.metadata or {}
+  local want_rv = body.metadata.resourceVersion
+  if want_rv and want_rv ~= "" and (not old or want_rv ~= old.metadata.resourceVersion) then
+    if not old then return status_resp(status.not_found(r.info, r.name)) end
+    return status_resp(status.conflict(r.info, r.name))
+  end
+  body.metadata.resourceVersion = nil
   body.metadata.name = r.name
   if r.info.namespaced then body.metadata.namespace = r.ns else body.metadata.namespace = nil end
   local av = api_version_of(sim, r.info, r.version)
@@ -869,10 +875,6 @@ local function route(sim, req, r_out)
   r.table = tables.wants_table(accept) and not r.sub
   local verb = verb_of(method, r, q)
   r_out.verb, r_out.resource = verb, r.info.resource
-  if r.info.namespaced and r.ns and r.info.rk ~= "namespaces" and verb ~= "get" and verb ~= "list"
-    and verb ~= "watch" and not sim.store:get("namespaces", nil, r.ns) then
-    return status_resp(status.namespace_not_found(r.ns))
-  end
   local fault = sim.scenario:fault_for({ verb = verb, resource = r.info.resource, rk = r.info.rk,
     namespace = r.ns, path = path })
   if fault then
