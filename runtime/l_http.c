@@ -451,6 +451,10 @@ static void conn_drive(http_conn *c, double timeout, lua_Integer only_id)
         now = now_seconds();
         if (now >= deadline)
             break;
+        /* Transfers that just failed may now wait for a retry: wake for them. */
+        for (http_req *r = c->head; r; r = r->next)
+            if (r->state == REQ_WAITING && r->next_try < next_wake)
+                next_wake = r->next_try;
         double wake = next_wake < deadline ? next_wake : deadline;
         if (c->timer_at >= 0 && c->timer_at < wake)
             wake = c->timer_at;
