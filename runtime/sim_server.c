@@ -468,20 +468,13 @@ static int sim_public_path(const char *path)
 
 typedef enum { SIM_AUTH_OK, SIM_AUTH_ANONYMOUS, SIM_AUTH_FAILED } sim_auth;
 
+/* Like the apiserver's union authenticator: a verified client certificate
+ * or the bearer token is enough; a wrong token with no certificate fails
+ * (401) even on public paths; no credentials at all is anonymous. */
 static sim_auth sim_authenticate(sim_server *srv, struct evhttp_request *req, char *user,
                                  size_t user_len)
 {
     user[0] = '\0';
-    const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (authz) {
-        size_t tlen = strlen(srv->tls.token);
-        if (strncasecmp(authz, "Bearer ", 7) == 0 && strlen(authz + 7) == tlen &&
-            CRYPTO_memcmp(authz + 7, srv->tls.token, tlen) == 0) {
-            snprintf(user, user_len, "atom-sim-admin");
-            return SIM_AUTH_OK;
-        }
-        return SIM_AUTH_FAILED; /* wrong credentials fail even with a good cert */
-    }
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
     SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
@@ -492,7 +485,16 @@ static sim_auth sim_authenticate(sim_server *srv, struct evhttp_request *req, ch
             snprintf(user, user_len, "system:unknown");
         return SIM_AUTH_OK;
     }
-    return SIM_AUTH_ANONYMOUS;
+    const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (authz == NULL)
+        return SIM_AUTH_ANONYMOUS;
+    size_t tlen = strlen(srv->tls.token);
+    if (strncasecmp(authz, "Bearer ", 7) == 0 && strlen(authz + 7) == tlen &&
+        CRYPTO_memcmp(authz + 7, srv->tls.token, tlen) == 0) {
+        snprintf(user, user_len, "atom-sim-admin");
+        return SIM_AUTH_OK;
+    }
+    return SIM_AUTH_FAILED;
 }
 
 /* ---- requests ----------------------------------------------------------- */
