@@ -416,7 +416,18 @@ static void *runner_main(void *arg)
     if ((r->rc = atom_runtime_new(&rt)) != ATOM_OK)
         return NULL;
     r->rt = rt;
-    atom_runtime_set_kubeconfig(rt, r->kubeconfig);
+    if (r->cancel_on_updating) {
+        /* This one gets the kubeconfig in memory, as a service holding it would. */
+        char data[16384];
+        FILE *f = fopen(r->kubeconfig, "r");
+        size_t n = f ? fread(data, 1, sizeof data, f) : 0;
+        if (f)
+            fclose(f);
+        CHECK(n > 0 && n < sizeof data);
+        CHECK(atom_runtime_set_kubeconfig_data(rt, data, n) == ATOM_OK);
+    } else {
+        atom_runtime_set_kubeconfig(rt, r->kubeconfig);
+    }
     atom_runtime_set_progress(rt, runner_progress, r);
     atom_runtime_set_log(rt, runner_log, r);
     atom_runtime_register(rt, "image", runner_image, r);
