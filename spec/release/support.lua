@@ -101,13 +101,15 @@ end
 -- A release with a Deployment `web`, ConfigMap `common` and one ConfigMap only its
 -- version V has (`only-v<V>`); TAG picks the image (does-not-exist: never ready); DEADLINE;
 -- HOOK_SPIN makes the before-Updating hook spin that many seconds (kills during Pending);
--- SELECTOR changes the Deployment's (immutable) selector; RECREATE annotates it recreatable.
+-- SELECTOR changes the Deployment's (immutable) selector; RECREATE annotates it recreatable;
+-- REPLICAS sets web's replicas (default 2); BAD adds a Deployment `bad` that is never ready.
 S.RELEASE = [[
 local atom = require "atom"
 local v = atom.env("V", "1")
 local tag = atom.env("TAG", "1.27")
 local app = atom.env("SELECTOR", "web")
 local spin = tonumber(atom.env("HOOK_SPIN", "0"))
+local replicas = tonumber(atom.env("REPLICAS", "2"))
 local annotations = {}
 if atom.env("RECREATE", "") ~= "" then annotations["atom/recreate"] = "true" end
 return {
@@ -116,11 +118,16 @@ return {
   limits = { instructions = 1e12, seconds = 60 },
   objects = {
     { apiVersion = "apps/v1", kind = "Deployment", metadata = { name = "web", annotations = annotations },
-      spec = { replicas = 2, selector = { matchLabels = { app = app } },
+      spec = { replicas = replicas, selector = { matchLabels = { app = app } },
         template = { metadata = { labels = { app = app } },
           spec = { containers = { { name = "web", image = "nginx:" .. tag } } } } } },
     { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "common" }, data = { v = v } },
     { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "only-v" .. v }, data = { v = v } },
+    atom.env("BAD", "") ~= "" and {
+    apiVersion = "apps/v1", kind = "Deployment", metadata = { name = "bad" },
+    spec = { replicas = 1, selector = { matchLabels = { app = "bad" } },
+      template = { metadata = { labels = { app = "bad" } },
+        spec = { containers = { { name = "bad", image = "nginx:does-not-exist" } } } } } } or {},
   },
   hooks = { before = { Updating = function(ctx)
     local t = os.clock()

@@ -1,0 +1,165 @@
+-- Controlling a running release from outside: atom cancel from a second process, Ctrl-C,
+-- a second run refused by the lease, and kill -9 at each state followed by atom resume.
+-- The sim makes a pod take 2 s to become ready (--ready-after 20 at time scale 10), so a
+-- rollback that needs a new pod is slow enough to be interrupted.
+local S = require "release.support"
+local json = require "cjson"
+
+describe("a running release", function()
+  local s, dir
+  setup(function()
+    s = S.sim({ ready_after = 20 })
+    dir = S.script(S.RELEASE)
+  end)
+  teardown(function() if s then s.stop() end end)
+
+  local function run(args, env)
+    return S.atom(s, args, { env = env, timeout = 90 })
+  end
+
+  -- Version 1 of release `name` reaches Running.
+  local function v1(name)
+    local r = run("run " .. dir .. "/release.lua -q", { "NAME=" .. name, "NS=" .. name, "V=1" })
+    assert.are.equal(0, r.code, r.stderr)
+  end
+
+  local function bg(name, env, flags)
+    local e = { "NAME=" .. name, "NS=" .. name }
+    for _, kv in ipairs(env) do e[#e + 1] = kv end
+    return S.bg(s, "run " .. dir .. "/release.lua -q " .. (flags or ""), { env = e })
+  end
+
+  local function reach(name, state)
+    return S.eventually(function() return S.state(s, name, name) == state end, 30)
+  end
+
+  -- The live objects are exactly version 1's.
+  local function assert_v1(name)
+    assert.are.same({ "common", "only-v1" }, S.names(s, "configmaps", name))
+    assert.are.same({ "web" }, S.names(s, "deployments", name))
+    local d = S.kubectl_json(s, "get deployment web -n " .. name)
+    assert.are.equal(2, d.spec.replicas)
+    assert.are.equal("nginx:1.27", d.spec.template.spec.containers[1].image)
+    assert.are.equal("1", S.kubectl_json(s, "get configmap common -n " .. name).data.v)
+  end
+
+  it("atom cancel during Updating ends in Reverted", function()
+    v1("c1")
+    local h = bg("c1", { "V=2", "BAD=1", "DEADLINE=60" })
+    assert.truthy(reach("c1", "Updating"))
+    local c = run("cancel c1 -n c1 -o json")
+    assert.are.equal(0, c.code, c.stderr)
+    assert.are.equal("Updating", json.decode(c.stdout).phase)
+    assert.are.equal(3, h.wait(60), h.stderr())
+    assert.are.equal("Reverted", S.state(s, "c1", "c1"))
+    assert_v1("c1")
+    local st = json.decode(run("status c1 -n c1 -o json").stdout)
+    local path = {}
+    for _, t in ipairs(st.transitions) do if t.version == 2 then path[#path + 1] = t.to end end
+    assert.are.same({ "Pending", "Updating", "Cancelled", "Rollback", "Reverted" }, path)
+  end)
+
+  it("atom cancel during Rollback ends in Failure", function()
+    v1("c2")
+    local h = bg("c2", { "V=2", "BAD=1", "REPLICAS=1", "DEADLINE=1" })
+    assert.truthy(reach("c2", "Rollback"))
+    local c = run("cancel c2 -n c2")
+    assert.are.equal(0, c.code, c.stderr)
+    assert.are.equal(4, h.wait(60), h.stderr())
+    assert.are.equal("Failure", S.state(s, "c2", "c2"))
+    -- nothing more to cancel once terminal
+    assert.are.equal(1, run("cancel c2 -n c2").code)
+  end)
+
+  it("Ctrl-C cancels (Cancelled -> Rollback -> Reverted)", function()
+    v1("c3")
+    local h = bg("c3", { "V=2", "BAD=1", "DEADLINE=60" })
+    assert.truthy(reach("c3", "Updating"))
+    h.kill("INT")
+    assert.are.equal(3, h.wait(60), h.stderr())
+    assert.are.equal("Reverted", S.state(s, "c3", "c3"))
+    assert_v1("c3")
+  end)
+
+  it("refuses a second run while the first holds the lease (exit 5 naming the holder)", function()
+    v1("l1")
+    local h = bg("l1", { "V=2", "BAD=1", "DEADLINE=4" })
+    assert.truthy(reach("l1", "Updating"))
+    local r = run("run " .. dir .. "/release.lua -q", { "NAME=l1", "NS=l1", "V=3" })
+    assert.are.equal(5, r.code, r.stderr)
+    assert.matches("held by [^%s]+@[^%s]+/%d+; its lease expires in %d+s", r.stderr)
+    assert.are.equal(5, run("resume l1 -n l1").code)
+    assert.are.equal(3, h.wait(60), h.stderr())
+    -- the refused run changed nothing: no version 3
+    local hist = json.decode(run("history l1 -n l1 -o json").stdout)
+    assert.are.equal(2, #hist)
+  end)
+
+  it("lets exactly one of two simultaneous runs proceed", function()
+    v1("l2")
+    -- new images: each run waits ~2 s for its pods, so the two overlap
+    local a = bg("l2", { "V=2", "TAG=1.28" })
+    local b = bg("l2", { "V=3", "TAG=1.29" })
+    local codes = { a.wait(60), b.wait(60) }
+    table.sort(codes)
+    assert.are.same({ 0, 5 }, codes)
+    local hist = json.decode(run("history l2 -n l2 -o json").stdout)
+    assert.are.equal(2, #hist)
+    assert.are.equal("Running", hist[2].state)
+  end)
+
+  -- kill -9 at each state, then atom resume: a terminal state, nothing lost.
+  local kill_points = {
+    { state = "Pending", env = { "V=2", "HOOK_SPIN=20" }, final = "Running", code = 0 },
+    { state = "Updating", env = { "V=2", "BAD=1", "DEADLINE=3" }, final = "Reverted", code = 3 },
+    { state = "Rollback", env = { "V=2", "BAD=1", "REPLICAS=1", "DEADLINE=1" }, final = "Reverted", code = 3 },
+  }
+  for i, kp in ipairs(kill_points) do
+    it("kill -9 during " .. kp.state .. " then atom resume ends " .. kp.final, function()
+      local name = "k" .. i
+      v1(name)
+      local h = bg(name, kp.env, "--lease-duration 2")
+      assert.truthy(reach(name, kp.state))
+      h.kill("KILL")
+      h.wait(10)
+      assert.are.equal(kp.state, S.state(s, name, name))
+      local r = S.eventually(function()
+        local res = run("resume " .. name .. " -n " .. name .. " -q --lease-duration 2")
+        if res.code ~= 5 then return res end
+      end, 30)
+      assert.truthy(r)
+      assert.are.equal(kp.code, r.code, r.stderr)
+      assert.are.equal(kp.final, S.state(s, name, name))
+      if kp.final == "Reverted" then
+        assert_v1(name)
+      else
+        assert.are.same({ "common", "only-v2" }, S.names(s, "configmaps", name))
+        assert.are.equal("2", S.kubectl_json(s, "get configmap common -n " .. name).data.v)
+      end
+      -- both versions are still recorded, the resumed one with its final state
+      local hist = json.decode(run("history " .. name .. " -n " .. name .. " -o json").stdout)
+      assert.are.equal(2, #hist)
+      assert.are.equal(kp.final, hist[2].state)
+      -- a new run after the resume proceeds normally
+      local again = run("run " .. dir .. "/release.lua -q", { "NAME=" .. name, "NS=" .. name, "V=3" })
+      assert.are.equal(0, again.code, again.stderr)
+    end)
+  end
+
+  it("atom run takes over an expired lease and finishes the interrupted version first", function()
+    v1("t1")
+    local h = bg("t1", { "V=2", "BAD=1", "DEADLINE=3" }, "--lease-duration 2")
+    assert.truthy(reach("t1", "Updating"))
+    h.kill("KILL")
+    h.wait(10)
+    local r = S.eventually(function()
+      local res = run("run " .. dir .. "/release.lua --lease-duration 2", { "NAME=t1", "NS=t1", "V=3" })
+      if res.code ~= 5 then return res end
+    end, 30)
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("took over an expired lease", r.stderr)
+    local hist = json.decode(run("history t1 -n t1 -o json").stdout)
+    assert.are.same({ "Running", "Reverted", "Running" }, { hist[1].state, hist[2].state, hist[3].state })
+    assert.are.same({ "common", "only-v3" }, S.names(s, "configmaps", "t1"))
+  end)
+end)
