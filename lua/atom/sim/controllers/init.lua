@@ -13,6 +13,7 @@ return {
   "atom.sim.controllers.job",
   "atom.sim.controllers.cronjob",
   "atom.sim.controllers.service",
+  "atom.sim.controllers.endpoints",
   "atom.sim.controllers.pvc",
   "atom.sim.controllers.crd",
   "atom.sim.controllers.hpa",
