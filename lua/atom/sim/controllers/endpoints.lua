@@ -149,7 +149,13 @@ return function(sim)
     end
 
     local slice_ports = {}
-    for _, p in ipairs(ports) do slice_ports[#slice_ports + 1] = util.copy(sim, p) end
+    for _, p in ipairs(ports) do
+      -- Slice port names are pointers the real controller always sets, ""
+      -- for an unnamed port; kubectl describe dereferences them.
+      local c = util.copy(sim, p)
+      c.name = c.name or ""
+      slice_ports[#slice_ports + 1] = c
+    end
     local uid = svc.metadata.uid
     local cur = slice_of[uid] and store:get(SLICE, ns, slice_of[uid])
     local eps = #slice_eps > 0 and slice_eps or nil

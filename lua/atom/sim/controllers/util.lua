@@ -18,11 +18,16 @@ M.kind_rk = {
   ReplicationController = "replicationcontrollers",
 }
 
+-- A reconcile error goes to sim.log when the host set one; otherwise to
+-- stderr and to sim.errors (bounded), where the sim keeps its own errors.
 local function log(sim, msg)
   if type(sim.log) == "function" then
     sim.log(msg)
-  else
-    io.stderr:write("atom sim controllers: ", msg, "\n")
+    return
+  end
+  io.stderr:write("atom sim controllers: ", msg, "\n")
+  if type(sim.errors) == "table" and #sim.errors < 100 then
+    sim.errors[#sim.errors + 1] = msg
   end
 end
 M.log = log
