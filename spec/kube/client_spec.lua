@@ -347,6 +347,7 @@ contexts:
       assert.truthy(c:apply(H.configmap("c", nil, "w1")))
       evs = H.poll_until(c, function(e) return #e >= 1 end)
       assert.are.same({ "c" }, names(evs))
+      assert.are.equal(2, w.streams)
       assert.are.equal("ADDED", evs[1].type)
       assert.are.equal(w, evs[1].watcher)
       -- b vanishes while the history is compacted: the next resume gets 410

@@ -6,6 +6,7 @@
 --   watch.drive(client, timeout)   (what client:poll calls)
 --   watcher:close()
 --   watcher.resource_version      the last RV seen
+--   watcher.streams               how many watch requests it has opened
 --
 -- Events land in client.events as { watcher, type, object }: ADDED, MODIFIED,
 -- DELETED as the server sends them; after a 410 the current objects come as
@@ -59,6 +60,7 @@ end
 
 function W:_start()
   self.reopen_at, self.buf = nil, ""
+  self.streams = (self.streams or 0) + 1
   local rv = self.resource_version
   local q = { watch = "true", allowWatchBookmarks = "true",
               labelSelector = self.opts.labelSelector, fieldSelector = self.opts.fieldSelector,
