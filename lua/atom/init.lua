@@ -15,9 +15,10 @@
 --   atom.array(t)           marks t as a JSON array even when empty
 --   atom.dir, atom.script   the release folder and script path
 --
--- The instance remembers where each object came from (`source_of(obj)` -> "file:line")
--- in a weak table, and the first invalid-input error it raised (`invalid`), so the loader
--- can report "file:line: what" rather than a traceback. Nothing here touches a cluster.
+-- atom.new returns the instance and a control table for the loader: control.source_of(obj)
+-- -> "file:line" (kept in a weak table) and control.invalid() -> the first invalid-input
+-- error atom.yaml raised, so the loader can report "file:line: what" rather than a
+-- traceback. Nothing here touches a cluster.
 local core = require "atom.core"
 local cjson = require "cjson"
 
@@ -121,8 +122,9 @@ function M.new(opts)
   }
 
   -- Raises an input error the loader reports as "file:line: what" (no traceback).
+  local first_invalid
   local function invalid(message)
-    atom.invalid = atom.invalid or message
+    first_invalid = first_invalid or message
     error(message, 0)
   end
 
@@ -211,11 +213,16 @@ function M.new(opts)
     return out
   end
 
-  return atom
+  -- What the loader reads back, out of the script's reach (it can change `atom`'s fields).
+  local control = {
+    source_of = atom.source_of,
+    invalid = function() return first_invalid end,
+  }
+  return atom, control
 end
 
 -- `require "atom"` outside a release script: an instance bound to the current directory.
-local default = M.new{ dir = "." }
+local default = (M.new{ dir = "." })
 default.new = M.new
 default.normalize, default.join, default.inside = M.normalize, M.join, M.inside
 -- Embedding (issue #7): plain lua5.4 drives releases with the same entry points as

@@ -65,6 +65,17 @@ return {
     assert.matches("^hook before Rollback %(.*release%.lua:12%) was stopped: it ran out of its instruction budget", msg)
   end)
 
+  it("gives hooks a read-only view of the client", function()
+    local client = { namespace = "shop", cfg = { token = "secret" } }
+    function client:get(a, k, ns, n) return { seen = (self == client), name = n } end
+    local view = require("atom.release.hooks").context({ kube = client }, r).kube
+    assert.same({ seen = true, name = "x" }, view:get("v1", "ConfigMap", "shop", "x"))
+    assert.equal("shop", view.namespace)
+    assert.is_nil(view.cfg)
+    assert.has_error(function() view.get = nil end, "ctx.kube is read-only (cannot set get)")
+    assert.is_false(getmetatable(view))
+  end)
+
   it("lets a hook run a Job through ctx.run_job", function()
     local kube = fake.new({ job_outcome = "Complete" })
     assert.is_true(r:run_hook("after", "Running", { kube = kube, namespace = "shop", log = function() end }))

@@ -34,6 +34,29 @@ describe("release script sandbox", function()
     refused("load('return 1', 'x', 'b')", "binary chunks are never loaded")
   end)
 
+  it("keeps atom's metatables out of reach and refuses __gc", function()
+    refused("getmetatable('').__index.rep = nil", "attempt to index a nil value")
+    refused("setmetatable({}, { __gc = function() end })", "__gc metamethods are not allowed in release scripts")
+    refused("setmetatable(debug, nil)", "cannot change a metatable the script did not set")
+    local r = load({ ["release.lua"] = [[
+      local mt = { __index = function(t, k) return k end }
+      local t = setmetatable({}, mt)
+      assert(getmetatable(t) == mt and t.x == "x")
+      return { name = "a", objects = { ]] .. CM .. [[ } }]] })
+    assert.is_table(r)
+  end)
+
+  it("reads the returned data raw, so the script's metamethods never run outside a budget", function()
+    local r = load({ ["release.lua"] = [[
+      local evil = { __index = function() while true do end end, __len = function() while true do end end,
+        __pairs = function() while true do end end }
+      local cm = setmetatable({ apiVersion = "v1", kind = "ConfigMap", metadata = { name = "c" } }, evil)
+      return setmetatable({ name = "a", objects = setmetatable({ cm }, evil) }, evil)]] })
+    assert.is_table(r)
+    assert.equal("c", r.objects[1].object.metadata.name)
+    assert.is_nil(getmetatable(r.objects[1].object))
+  end)
+
   it("refuses reading outside the release folder unless --allow-read-outside", function()
     refused("io.open('/etc/hostname')", "io%.open%(\"/etc/hostname\"%) reads outside the release folder .*%-%-allow%-read%-outside")
     refused("dofile('../x.lua')", "dofile%(\"%.%./x%.lua\"%) reads outside the release folder")
@@ -139,6 +162,22 @@ describe("budgets", function()
     state, msg = r:check({ apiVersion = "v1", kind = "ConfigMap", metadata = { name = "c" } })
     assert.equal("failed", state)
     assert.matches("readiness check ConfigMap %(.*release%.lua:7%) failed: .*release%.lua:7: attempt to index", msg)
+  end)
+
+  it("gives a check its own copy of the live object and only plain answers back", function()
+    local r = assert(load([[return { name = "a", objects = { ]] .. CM .. [[ },
+      readiness = {
+        ConfigMap = function(obj) obj.metadata = nil return "ready", { why = "table" } end,
+        Secret = function(obj) return { "ready" } end,
+      } }]]))
+    local live = { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "c" } }
+    local state, msg = r:check(live)
+    assert.equal("ready", state)
+    assert.equal("(a table)", msg)
+    assert.equal("c", live.metadata.name)
+    state, msg = r:check({ apiVersion = "v1", kind = "Secret", metadata = { name = "s" } })
+    assert.equal("failed", state)
+    assert.matches("readiness check Secret %(.*%) returned a table, not a state", msg)
   end)
 
   it("gives the built-in answer where no override applies", function()

@@ -5,7 +5,8 @@
 --       copies with the release label, the version annotation and the namespace defaulted
 --       (discovery says which kinds are namespaced); kinds not known yet (their CRD is in
 --       this version) are resolved after the CRDs are Established.
---   apply.apply(client, release_name, version, objects, default_ns, opts) -> prepared | nil, err
+--   apply.apply(client, release_name, version, objects, default_ns, opts)
+--       -> prepared, applied (the live objects the server returned) | nil, err
 --       server-side apply (field manager atom, force) in dependency order, concurrently
 --       within each group; immutable-field refusals recreate objects annotated
 --       atom.dev/recreate (or atom/recreate) "true", and are an error otherwise.
@@ -137,13 +138,16 @@ function apply.apply(client, release_name, version, objects, default_ns, opts)
     local g = groups[apply.group(obj)]
     g[#g + 1] = obj
   end
-  local prepared = {}
+  local prepared, applied = {}, {}
   for g = 1, apply.LAST_GROUP do
     if #groups[g] > 0 then
       local batch, err = apply.prepare(client, release_name, version, groups[g], default_ns)
       if not batch then return nil, err end
-      local _, aerr = apply_group(client, batch, opts)
+      local live, aerr = apply_group(client, batch, opts)
       if aerr then return nil, aerr end
+      if opts.on_applied then
+        for i = 1, #batch do if live[i] then opts.on_applied(live[i]) end end
+      end
       for _, o in ipairs(batch) do prepared[#prepared + 1] = o end
       if g == 1 and not opts.dry_run then
         local crds = {}
@@ -157,7 +161,7 @@ function apply.apply(client, release_name, version, objects, default_ns, opts)
       end
     end
   end
-  return prepared
+  return prepared, applied
 end
 
 -- The release's live objects of the given kinds ("apiVersion|Kind" strings).

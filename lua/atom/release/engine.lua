@@ -115,13 +115,15 @@ function Engine:apply_version(n, phase)
                                                 namespace = self.namespace, phase = phase })
   if not obs then return nil, "watching: " .. describe(oerr) end
   local function log(msg) self:log({ { "release", self.name }, { "version", n }, { "msg", msg } }) end
-  local prepared, err = apply.apply(self.client, self.name, n, v.objects, self.namespace, { log = log })
+  local prepared, err = apply.apply(self.client, self.name, n, v.objects, self.namespace,
+    { log = log, on_applied = function(live) obs:applied(live) end })
   if not prepared then obs:close(); return nil, err end
   local pruned, perr = apply.prune(self.client, self.name, prepared, self:status().kinds or {},
     { keep_namespace = self.namespace, log = log })
   if not pruned then obs:close(); return nil, perr end
   local ok, aerr = obs:add(prepared)
   if not ok then obs:close(); return nil, "watching: " .. describe(aerr) end
+  obs:seed(applied)
   self.observer = { obs = obs, version = n, phase = phase }
   return prepared, #pruned
 end

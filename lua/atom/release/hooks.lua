@@ -6,6 +6,7 @@
 --   ({ release, version, from, to, log, event, kube }) is copied and extended (the
 --   engine's table is not changed) with:
 --     ctx.namespace                      the release namespace
+--     ctx.kube                           the engine's client behind a read-only view
 --     ctx.run_job(job, { timeout = s, keep = bool }) -> true | nil, message  (jobs.lua)
 --     ctx.http{ method =, url =, headers =, body = string|table (JSON), timeout = }
 --         -> status, body | nil, message       (atom.http, the kube client's transport)
@@ -42,9 +43,36 @@ local function http_request(req)
   return done.status, done.body
 end
 
+-- The client as hooks see it: its methods and plain fields, read-only, so a hook cannot
+-- replace what the engine calls after it (outside any budget).
+function hooks.client_view(client)
+  if type(client) ~= "table" then return client end
+  local view = {}
+  local bound = {}
+  return setmetatable(view, {
+    __index = function(_, k)
+      local v = client[k]
+      if type(v) == "function" then
+        bound[k] = bound[k] or function(self_, ...)
+          if self_ == view then self_ = client end
+          return v(self_, ...)
+        end
+        return bound[k]
+      end
+      if type(v) == "table" then return nil end
+      return v
+    end,
+    __newindex = function(_, k)
+      error("ctx.kube is read-only (cannot set " .. tostring(k) .. ")", 2)
+    end,
+    __metatable = false,
+  })
+end
+
 function hooks.context(ctx, release)
   local out = {}
   for k, v in pairs(ctx or {}) do out[k] = v end
+  local client = out.kube
   out.namespace = out.namespace or (release and release.namespace)
   -- Versions are whole numbers; one that went through JSON may arrive as 1.0.
   if math.type(out.version) == "float" then out.version = math.tointeger(out.version) or out.version end
@@ -52,13 +80,14 @@ function hooks.context(ctx, release)
   out.event = out.event or function() end
   if out.run_job == nil then
     out.run_job = function(job, opts)
-      if out.kube == nil then return nil, "ctx.run_job: no cluster client in this context" end
+      if client == nil then return nil, "ctx.run_job: no cluster client in this context" end
       opts = opts or {}
-      return jobs.run(out.kube, job, { timeout = opts.timeout, keep = opts.keep,
+      return jobs.run(client, job, { timeout = opts.timeout, keep = opts.keep,
         namespace = out.namespace, log = out.log })
     end
   end
   out.http = out.http or http_request
+  out.kube = hooks.client_view(out.kube)
   return out
 end
 

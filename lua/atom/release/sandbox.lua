@@ -1,8 +1,9 @@
 -- atom.release.sandbox: the environment release scripts, their checks, hooks and
 -- policies run in.
 --
--- sandbox.new{ dir =, script =, atom = instance, allow_exec =, allow_read_outside =,
---              log = function(line), hooks_dir = } -> env
+-- sandbox.new{ dir =, script =, allow_exec =, allow_read_outside =,
+--              log = function(line), hooks_dir = } -> env, atom instance, control
+--   (control: see atom.new; the loader reads object sources and input errors from it)
 --
 -- Given: string, table, math, utf8, coroutine, the safe builtins, print (-> log),
 -- os.time/clock/date/getenv, io.open/io.lines for reading inside the release folder,
@@ -148,7 +149,7 @@ function sandbox.new(opts)
   end
 
   local loaded = {}
-  local instance = opts.atom or atom_mod.new{ dir = dir, script = opts.script,
+  local instance, control = atom_mod.new{ dir = dir, script = opts.script,
     allow_read_outside = opts.allow_read_outside, log = log }
   loaded.atom = instance
 
@@ -200,8 +201,29 @@ function sandbox.new(opts)
 
   env.package = { loaded = loaded, loadlib = opts.allow_exec and package.loadlib
     or refuse("package.loadlib", "--allow-exec") }
+  -- Scripts see only the metatables they set themselves: atom's own objects (the kube
+  -- client, the string metatable) stay out of reach, so user code cannot patch what the
+  -- engine runs later outside any budget. A __gc metamethod would run user code at an
+  -- arbitrary point of atom's own work, unbudgeted, so it is refused.
+  local own_mts = setmetatable({}, { __mode = "k" })
+  env.setmetatable = function(t, mt)
+    if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+      error("setmetatable: __gc metamethods are not allowed in release scripts", 2)
+    end
+    local old_mt = getmetatable(t)
+    if old_mt ~= nil and not own_mts[old_mt] then
+      error("setmetatable: cannot change a metatable the script did not set", 2)
+    end
+    if mt ~= nil then own_mts[mt] = true end
+    return setmetatable(t, mt)
+  end
+  env.getmetatable = function(v)
+    local mt = getmetatable(v)
+    if mt ~= nil and own_mts[mt] then return mt end
+    return nil
+  end
   env._G = env
-  return env, instance
+  return env, instance, control
 end
 
 return sandbox

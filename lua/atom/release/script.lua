@@ -137,6 +137,26 @@ local function text_index(text)
   return idx
 end
 
+-- A copy of a script's data made with raw access only; metatables are dropped except
+-- the JSON-array marker. Returns the copy and a map copy -> original (for sources).
+local function raw_copy(root)
+  local seen, origin = {}, {}
+  local function copy(v)
+    if type(v) ~= "table" then return v end
+    if seen[v] then return seen[v] end
+    local out = {}
+    seen[v], origin[out] = out, v
+    local k, x = next(v)
+    while k ~= nil do
+      rawset(out, copy(k), copy(x))
+      k, x = next(v, k)
+    end
+    if getmetatable(v) == core.array_mt then setmetatable(out, core.array_mt) end
+    return out
+  end
+  return copy(root), origin
+end
+
 local Invalid = {}
 local function invalid(message, traceback)
   error(setmetatable({ kind = "invalid", message = message, traceback = traceback }, Invalid), 0)
@@ -299,7 +319,7 @@ function Release:decide(failure)
   local limits = self.limits
   local ok, answer, kind = host.call({ instructions = limits.instructions, seconds = limits.seconds,
     heap = limits.heap }, policy_mod.decide, self.policy, failure)
-  if ok then return answer end
+  if ok then return answer end -- policy.decide only lets the three answers through
   local where = type(self.policy) == "function" and fn_where(self.policy) or tostring(self.policy)
   local why = budget_text(kind, limits, limits.seconds) or first_line(answer)
   return "rollback", string.format("policy (%s) failed, rolling back: %s", where, why)
@@ -323,8 +343,18 @@ local function wrap_checks(release, overrides)
   for key, fn in pairs(overrides) do
     local where = fn_where(fn)
     wrapped[key] = function(obj, ctx)
-      local ok, a, b = release:call(nil, fn, obj, ctx)
-      if ok then return a, b end
+      -- The live object is the engine's; the check gets its own copy to read or change.
+      local ok, a, b = release:call(nil, fn, (raw_copy(obj)), ctx)
+      if ok then
+        -- Only plain values leave the budget: tostring on a table could run its __tostring.
+        if a ~= nil and type(a) ~= "string" then
+          return "failed", string.format("readiness check %s (%s) returned a %s, not a state", key, where, type(a))
+        end
+        if b ~= nil and type(b) ~= "string" then
+          b = (type(b) == "number" or type(b) == "boolean") and tostring(b) or "(a " .. type(b) .. ")"
+        end
+        return a, b
+      end
       local why = budget_text(b, release.limits, release.limits.seconds) or first_line(a)
       return "failed", string.format("readiness check %s (%s) failed: %s", key, where, why)
     end
@@ -351,7 +381,7 @@ local function do_load(path, opts)
 
   check_limits(opts.limits, "flags")
   local load_limits = merge_limits(opts.limits)
-  local env, atom = sandbox.new{ dir = dir, script = path, allow_exec = opts.allow_exec,
+  local env, _, control = sandbox.new{ dir = dir, script = path, allow_exec = opts.allow_exec,
     allow_read_outside = opts.allow_read_outside, log = opts.log, hooks_dir = opts.hooks_dir }
 
   local chunk, serr = load(text, "@" .. path, "t", env)
@@ -359,7 +389,7 @@ local function do_load(path, opts)
   local ok, t, kind = host.call({ instructions = load_limits.instructions,
     seconds = load_limits.seconds, heap = load_limits.heap }, chunk)
   if not ok then
-    if atom.invalid then invalid(atom.invalid) end
+    if control.invalid() then invalid(control.invalid()) end
     local budget = budget_text(kind, load_limits, load_limits.seconds)
     local msg = first_line(t)
     if budget then
@@ -373,6 +403,11 @@ local function do_load(path, opts)
     invalid(string.format("%s:%d: the script must return the release table, got %s", path, idx.last_return(),
       t == nil and "nothing" or type(t)))
   end
+  -- From here on atom reads the script's data outside any budget: work on a raw copy, so
+  -- no metamethod of the script's (__index, __len, __pairs, ...) runs unbudgeted.
+  local origin
+  t, origin = raw_copy(t)
+  local function source_of(v) return control.source_of(origin[v] or v) end
   for k in pairs(t) do
     if not KNOWN_FIELDS[k] then
       invalid(string.format("%s: unknown release field %s (want name, namespace, deadline, rollback_deadline, "
@@ -413,7 +448,7 @@ local function do_load(path, opts)
   if t.objects == nil then invalid(at("objects") .. ": the release has no objects") end
   local flat = {}
   local ferr = flatten(t.objects, flat, "objects", function(v)
-    return atom.source_of(v) ~= nil or v.kind ~= nil or v.apiVersion ~= nil or v.metadata ~= nil
+    return source_of(v) ~= nil or v.kind ~= nil or v.apiVersion ~= nil or v.metadata ~= nil
   end)
   if ferr then invalid(at("objects") .. ": " .. ferr) end
   if #flat == 0 then invalid(at("objects") .. ": the release has no objects") end
@@ -421,7 +456,7 @@ local function do_load(path, opts)
   local objects = {}
   local objects_line = idx.field("objects", idx.last_return())
   for i, e in ipairs(flat) do
-    local src, info = atom.source_of(e.object)
+    local src, info = source_of(e.object)
     if src then
       e.source, e.doc = src, info.doc
     else

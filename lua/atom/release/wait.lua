@@ -61,6 +61,8 @@ function Observer:add(objects)
     if not self.want[k] then
       self.want[k] = { obj = o, live = nil, state = "progressing", message = "not found yet", dirty = true }
       self.order[#self.order + 1] = k
+      local applied = self.pending_applied and self.pending_applied[k]
+      if applied then self.pending_applied[k] = nil; self:applied(applied) end
       local kk = o.apiVersion .. "|" .. o.kind
       local entry = self.kinds[kk]
       if not entry then
@@ -88,8 +90,50 @@ function Observer:observe(obj, deleted)
   if type(obj) ~= "table" or not obj.metadata then return end
   local entry = self.want[util.key(obj)]
   if not entry then return end
+  -- The watch opens before the apply, so it can still deliver the previous version's
+  -- object (ready, at an older generation) or the one a recreate replaced: neither may
+  -- count for the version just applied.
+  local md = obj.metadata
+  if entry.uid and md.uid and md.uid ~= entry.uid then return end
+  if entry.min_generation and tonumber(md.generation) and tonumber(md.generation) < entry.min_generation then
+    return
+  end
   entry.live = not deleted and obj or nil
   entry.dirty = true
+end
+
+-- Records what the apply returned for one object: from now on only that object (same uid)
+-- at that generation or later counts.
+function Observer:applied(live)
+  if type(live) ~= "table" or type(live.metadata) ~= "table" then return end
+  local key = util.key(live)
+  if not self.want[key] then
+    -- The apply may come before add() for objects not known ahead (see Engine:apply_version).
+    self.pending_applied = self.pending_applied or {}
+    self.pending_applied[key] = live
+    return
+  end
+  local entry = self.want[key]
+  entry.uid = live.metadata.uid
+  entry.min_generation = tonumber(live.metadata.generation)
+  self:observe(live)
+end
+
+-- Records objects as the apply returned them. The observer's lists ran before the apply,
+-- so without this a check could pass on the previous version's status; an event the
+-- observer already holds that is newer (a larger resourceVersion) is kept.
+function Observer:seed(objects)
+  for _, obj in ipairs(objects or {}) do
+    local entry = type(obj) == "table" and obj.metadata and self.want[util.key(obj)]
+    if entry then
+      local have = entry.live and tonumber(entry.live.metadata.resourceVersion)
+      local got = tonumber(obj.metadata.resourceVersion)
+      if not (have and got and have > got) then
+        entry.live = obj
+        entry.dirty = true
+      end
+    end
+  end
 end
 
 -- Takes an event if it belongs to one of this observer's watches.
