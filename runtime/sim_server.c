@@ -29,6 +29,7 @@
 #include <lua.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -645,6 +646,16 @@ static void sim_on_request(struct evhttp_request *req, void *arg)
     sim_server *srv = arg;
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     evhttp_connection_set_closecb(conn, sim_on_close, srv);
+    /* Watch events are small writes in quick succession: without NODELAY,
+     * Nagle holds each behind the client's delayed ACK (Go servers set it on
+     * every connection too). libevent 2.1 has no per-connection hook, and a
+     * setsockopt per request costs far less than the request itself. */
+    struct bufferevent *conn_bev = evhttp_connection_get_bufferevent(conn);
+    evutil_socket_t fd = conn_bev ? bufferevent_getfd(conn_bev) : -1;
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
 
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
