@@ -1,6 +1,9 @@
--- A minimal in-memory sim with the interface the controllers code against
--- (store, clock, opts, scenario, mark_ready, util), with a manual clock the
--- specs advance. Used until/unless the real atom.sim store is available.
+-- The sim the controller specs drive. M.new returns the real atom.sim on the
+-- manual-clock loop of spec/sim/fake_loop.lua (so the specs exercise the real
+-- store, registry and scenario), with sim.clock:advance(dt) added. When that
+-- is unavailable, or ATOM_SPEC_FAKE_STORE is set, it returns the minimal
+-- in-memory stand-in below, with exactly the interface the controllers use
+-- (store, clock, opts, scenario, mark_ready, util).
 
 local M = {}
 
