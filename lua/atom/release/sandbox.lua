@@ -43,7 +43,8 @@ local function refuse(what, flag)
 end
 
 -- Where the ready-made hooks live: an explicit folder, $ATOM_HOOKS_DIR, beside a
--- checkout's lua/ ($ATOM_LUA_DIR or this file's own path), or the install prefix.
+-- checkout's lua/ ($ATOM_LUA_DIR or this file's own path), beside the binary, or the
+-- install prefix; a build that embeds them preloads atom.hooks.<name>.
 local function hooks_dirs(opts)
   local dirs = {}
   local function add(d) if d and d ~= "" then dirs[#dirs + 1] = atom_mod.normalize(d) end end
@@ -54,6 +55,16 @@ local function hooks_dirs(opts)
   local src = debug.getinfo(1, "S").source
   local root = src:match("^@(.*)lua/atom/release/sandbox%.lua$")
   if root then add((root == "" and "." or root) .. "/hooks") end
+  -- Beside the running binary: <prefix>/bin/atom -> <prefix>/share/atom/hooks, and a
+  -- build tree inside a checkout (<checkout>/build/atom -> <checkout>/hooks).
+  local f = io.open("/proc/self/cmdline", "rb")
+  local argv0 = f and (f:read("a") or ""):match("^([^%z]+)")
+  if f then f:close() end
+  local bindir = argv0 and argv0:match("^(.*)/[^/]*$")
+  if bindir then
+    add(bindir .. "/../share/atom/hooks")
+    add(bindir .. "/../hooks")
+  end
   add("/usr/local/share/atom/hooks")
   add("/usr/share/atom/hooks")
   return dirs
@@ -179,6 +190,13 @@ function sandbox.new(opts)
       for _, d in ipairs(hooks_dirs(opts)) do
         local file = d .. "/" .. hook .. ".lua"
         if readable(file) then return load_module(name, file) end
+      end
+      -- A build that embeds the hooks preloads them; they are atom's own code.
+      local preload = package.preload[name]
+      if preload then
+        local value = preload(name)
+        loaded[name] = value
+        return value
       end
       error(string.format("require %q: no ready-made hook %s (set ATOM_HOOKS_DIR to atom's hooks/ folder)",
         name, hook), 2)
