@@ -235,6 +235,14 @@ echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","s
     assert.matches("no kubeconfig", tostring(err))
   end)
 
+  it("takes a kubeconfig as text", function()
+    local text = H.read(kc("a", { server = "https://text:1", user = { "token: t" } }))
+    local cfg = assert(config.load { kubeconfig_data = text, env = { KUBECONFIG = "/nonexistent" } })
+    assert.are.equal("https://text:1", cfg.server)
+    local _, err = config.load { kubeconfig_data = "a: [" }
+    assert.are.equal("<kubeconfig data>", err.file)
+  end)
+
   it("parses RFC 3339 times in UTC", function()
     assert.are.equal(0, config.parse_time("1970-01-01T00:00:00Z"))
     assert.are.equal(4102444800, config.parse_time("2100-01-01T00:00:00Z"))

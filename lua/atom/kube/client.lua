@@ -511,6 +511,12 @@ function Client:poll(timeout)
   return events
 end
 
+-- Puts events back so the next poll returns them first (a caller that
+-- consumed events meant for someone else).
+function Client:requeue(events)
+  for i = #events, 1, -1 do table.insert(self.events, 1, events[i]) end
+end
+
 function Client:close()
   for wt in pairs(self.watchers) do wt:close() end
   if self.conn then self.conn:close() end

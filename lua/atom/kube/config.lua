@@ -1,6 +1,7 @@
 -- atom.kube.config — kubeconfig as kubectl reads it, and in-cluster config.
 --
---   config.load{ kubeconfig = path|nil, context = name|nil, namespace = ns|nil,
+--   config.load{ kubeconfig = path|nil, kubeconfig_data = text|nil (wins over files),
+--                context = name|nil, namespace = ns|nil,
 --                env = { KUBECONFIG =, HOME =, KUBERNETES_SERVICE_HOST =, ... }|nil,
 --                serviceaccount_dir = dir|nil }
 --     -> cfg | nil, err
@@ -67,10 +68,13 @@ end
 
 -- Reads one kubeconfig into { file, dir, clusters = {name -> {cluster, file}},
 -- users, contexts, current_context }.
-local function parse_file(path)
-  local text, rerr = read_file(path)
+local function parse_file(path, text, base_dir)
   if not text then
-    return nil, M.error("cannot read kubeconfig: " .. tostring(rerr), path)
+    local rerr
+    text, rerr = read_file(path)
+    if not text then
+      return nil, M.error("cannot read kubeconfig: " .. tostring(rerr), path)
+    end
   end
   local docs, derr = core.yaml_decode(text, path)
   if not docs then
@@ -81,7 +85,7 @@ local function parse_file(path)
   if type(doc) ~= "table" or json.is_array(doc) or doc[1] ~= nil or #docs > 1 then
     return nil, M.error("a kubeconfig must be one YAML mapping (kind: Config)", path)
   end
-  local parsed = { file = path, dir = dirname(path), clusters = {}, users = {}, contexts = {} }
+  local parsed = { file = path, dir = base_dir or dirname(path), clusters = {}, users = {}, contexts = {} }
   for _, section in ipairs { { "clusters", "cluster" }, { "users", "user" }, { "contexts", "context" } } do
     local key, inner = section[1], section[2]
     local list = doc[key]
@@ -190,7 +194,9 @@ end
 function M.load(opts)
   opts = opts or {}
   local paths, explicit = {}, false
-  if opts.kubeconfig and opts.kubeconfig ~= "" then
+  if opts.kubeconfig_data then
+    explicit = true
+  elseif opts.kubeconfig and opts.kubeconfig ~= "" then
     paths = { opts.kubeconfig }
     explicit = true
   else
@@ -205,7 +211,7 @@ function M.load(opts)
       if p and file_exists(p) then paths = { p } end
     end
   end
-  if #paths == 0 then
+  if #paths == 0 and not opts.kubeconfig_data then
     if explicit then
       return nil, M.error("kubeconfig file does not exist", opts.kubeconfig)
     end
@@ -220,6 +226,13 @@ function M.load(opts)
     local parsed, perr = parse_file(p)
     if not parsed then return nil, perr end
     files[#files + 1] = parsed
+  end
+  if opts.kubeconfig_data then
+    -- A kubeconfig handed over as text (the embedding API): relative paths
+    -- in it are relative to the working directory.
+    local parsed, perr = parse_file("<kubeconfig data>", opts.kubeconfig_data, ".")
+    if not parsed then return nil, perr end
+    files = { parsed }
   end
   local merged = merge(files)
   local where = #merged.files == 1 and merged.files[1] or table.concat(merged.files, ":")

@@ -13,7 +13,8 @@
 -- RELISTED, those that vanished meanwhile as DELETED (their last known
 -- state), then watching resumes from the list's RV. A watch the server
 -- refuses for good (403, 404, 400) yields one { type = "ERROR", err = err }
--- and closes. BOOKMARKs only move the RV.
+-- and closes; any other ERROR event yields { type = "ERROR", err = err } (no
+-- object) and the watch resumes. BOOKMARKs only move the RV.
 local config = require "atom.kube.config"
 local json = require "atom.json"
 local core = require "atom.core"
@@ -114,7 +115,10 @@ function W:_line(line)
     if type(obj) == "table" and obj.code == 410 then
       self:_relist()
     else
-      self:_emit("ERROR", obj)
+      local st = type(obj) == "table" and obj or nil
+      local err = self.client:make_error(self.what, st and st.code or 0, st,
+        (st and st.message) or "the server sent an ERROR event")
+      self:_emit("ERROR", nil, { err = err })
       self:_schedule(false)
     end
     return false
