@@ -145,8 +145,11 @@ function apply.apply(client, release_name, version, objects, default_ns, opts)
       if not batch then return nil, err end
       local live, aerr = apply_group(client, batch, opts)
       if aerr then return nil, aerr end
-      if opts.on_applied then
-        for i = 1, #batch do if live[i] then opts.on_applied(live[i]) end end
+      for i = 1, #batch do
+        if live[i] then
+          applied[#applied + 1] = live[i]
+          if opts.on_applied then opts.on_applied(live[i]) end
+        end
       end
       for _, o in ipairs(batch) do prepared[#prepared + 1] = o end
       if g == 1 and not opts.dry_run then

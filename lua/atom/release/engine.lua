@@ -123,7 +123,6 @@ function Engine:apply_version(n, phase)
   if not pruned then obs:close(); return nil, perr end
   local ok, aerr = obs:add(prepared)
   if not ok then obs:close(); return nil, "watching: " .. describe(aerr) end
-  obs:seed(applied)
   self.observer = { obs = obs, version = n, phase = phase }
   return prepared, #pruned
 end

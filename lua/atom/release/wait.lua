@@ -119,23 +119,6 @@ function Observer:applied(live)
   self:observe(live)
 end
 
--- Records objects as the apply returned them. The observer's lists ran before the apply,
--- so without this a check could pass on the previous version's status; an event the
--- observer already holds that is newer (a larger resourceVersion) is kept.
-function Observer:seed(objects)
-  for _, obj in ipairs(objects or {}) do
-    local entry = type(obj) == "table" and obj.metadata and self.want[util.key(obj)]
-    if entry then
-      local have = entry.live and tonumber(entry.live.metadata.resourceVersion)
-      local got = tonumber(obj.metadata.resourceVersion)
-      if not (have and got and have > got) then
-        entry.live = obj
-        entry.dirty = true
-      end
-    end
-  end
-end
-
 -- Takes an event if it belongs to one of this observer's watches.
 function Observer:accept(ev)
   if self.closed then return false end
