@@ -376,3 +376,34 @@ describe("endpoints controller", function()
     assert.are.equal(0, #sim.store:list("endpointslices.discovery.k8s.io", "default"))
   end)
 end)
+
+describe("apiservice controller", function()
+  after_each(function()
+    assert.are.same({}, fake.last.logged)
+  end)
+
+  it("is Available for a local APIService and waits for endpoints of an aggregated one", function()
+    local sim = fake.start(fake.new{ ready_after = 1 })
+    local rk = "apiservices.apiregistration.k8s.io"
+    sim.store:create(rk, { apiVersion = "apiregistration.k8s.io/v1", kind = "APIService",
+      metadata = { name = "v1.local.example.com" },
+      spec = { group = "local.example.com", version = "v1", groupPriorityMinimum = 100, versionPriority = 100 } })
+    sim.store:create(rk, { apiVersion = "apiregistration.k8s.io/v1", kind = "APIService",
+      metadata = { name = "v1beta1.metrics.k8s.io" },
+      spec = { group = "metrics.k8s.io", version = "v1beta1", groupPriorityMinimum = 100, versionPriority = 100,
+        service = { name = "metrics-server", namespace = "kube-system" } } })
+    sim.clock:advance(0)
+    assert.are.equal("True/Local", cond(get(sim, rk, "v1.local.example.com", false), "Available"))
+    assert.are.equal("False/ServiceNotFound", cond(get(sim, rk, "v1beta1.metrics.k8s.io", false), "Available"))
+    sim.store:create("services", { apiVersion = "v1", kind = "Service",
+      metadata = { name = "metrics-server", namespace = "kube-system" },
+      spec = { selector = { app = "metrics" }, ports = { { port = 443, targetPort = 4443 } } } })
+    sim.clock:advance(0)
+    assert.are.equal("False/MissingEndpoints", cond(get(sim, rk, "v1beta1.metrics.k8s.io", false), "Available"))
+    local p = pod("metrics", "metrics-server:0.7", { app = "metrics" })
+    p.metadata.namespace = "kube-system"
+    sim.store:create("pods", p)
+    sim.clock:advance(2)
+    assert.are.equal("True/Passed", cond(get(sim, rk, "v1beta1.metrics.k8s.io", false), "Available"))
+  end)
+end)

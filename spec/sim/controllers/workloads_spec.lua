@@ -119,6 +119,22 @@ describe("statefulset controller", function()
     assert.truthy(get(sim, "persistentvolumeclaims", "d-par-2"))
     assert.are.equal(1, get(sim, "statefulsets.apps", "par").status.replicas)
   end)
+
+  it("deletes claims on scale-down and with the set when the retention policy says Delete", function()
+    local sim = fake.start(fake.new{ ready_after = 1 })
+    sim.store:create("statefulsets.apps", sts("tmp", 2, { podManagementPolicy = "Parallel",
+      persistentVolumeClaimRetentionPolicy = { whenDeleted = "Delete", whenScaled = "Delete" },
+      volumeClaimTemplates = { { metadata = { name = "d" }, spec = { accessModes = { "ReadWriteOnce" } } } } }))
+    sim.clock:advance(2)
+    assert.truthy(get(sim, "persistentvolumeclaims", "d-tmp-1"))
+    update(sim, "statefulsets.apps", "tmp", function(o) o.spec.replicas = 1 end)
+    sim.clock:advance(1)
+    assert.is_nil(get(sim, "persistentvolumeclaims", "d-tmp-1"))
+    assert.truthy(get(sim, "persistentvolumeclaims", "d-tmp-0"))
+    sim.store:delete("statefulsets.apps", "default", "tmp", { propagation = "Background" })
+    sim.clock:advance(1)
+    assert.is_nil(get(sim, "persistentvolumeclaims", "d-tmp-0"))
+  end)
 end)
 
 describe("daemonset controller", function()

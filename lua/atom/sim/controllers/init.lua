@@ -14,6 +14,7 @@ return {
   "atom.sim.controllers.cronjob",
   "atom.sim.controllers.service",
   "atom.sim.controllers.endpoints",
+  "atom.sim.controllers.apiservice",
   "atom.sim.controllers.pvc",
   "atom.sim.controllers.crd",
   "atom.sim.controllers.hpa",

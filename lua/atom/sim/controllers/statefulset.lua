@@ -20,6 +20,19 @@ return function(sim)
     q.add(child.metadata.namespace, ref.name)
   end)
 
+  local function retention(s)
+    return (s.spec or {}).persistentVolumeClaimRetentionPolicy or {}
+  end
+
+  local function delete_claims(s, i)
+    for _, vct in ipairs(s.spec.volumeClaimTemplates or {}) do
+      local cname = ((vct.metadata or {}).name or "data") .. "-" .. s.metadata.name .. "-" .. i
+      if store:get("persistentvolumeclaims", s.metadata.namespace, cname) then
+        store:delete("persistentvolumeclaims", s.metadata.namespace, cname, { propagation = "Background" })
+      end
+    end
+  end
+
   local function ensure_revision(s, rev, hash)
     if store:get("controllerrevisions.apps", s.metadata.namespace, rev) then return end
     local labels = util.copy(sim, (s.spec.template.metadata or {}).labels or {})
@@ -56,6 +69,10 @@ return function(sim)
             labels = labels,
             annotations = vct.metadata and vct.metadata.annotations
               and util.copy(sim, vct.metadata.annotations) or nil,
+            -- whenDeleted: Delete makes the claims go with the StatefulSet
+            -- (garbage collection through this reference).
+            ownerReferences = retention(s).whenDeleted == "Delete"
+              and { util.owner_ref(s, "apps/v1", "StatefulSet") } or nil,
           },
           spec = util.copy(sim, vct.spec or {}),
         })
@@ -142,6 +159,7 @@ return function(sim)
     for _, e in ipairs(extra) do
       if ordered and not all_ready then break end
       store:delete("pods", ns, e.pod.metadata.name, { propagation = "Background" })
+      if retention(s).whenScaled == "Delete" then delete_claims(s, e.i) end
       if ordered then break end
     end
 
