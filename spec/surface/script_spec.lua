@@ -142,8 +142,10 @@ return {
   end)
 
   it("reports script errors as file:line with a traceback and a missing return", function()
-    local err = invalid({ ["release.lua"] = "local x = nil\nreturn { name = x.y }\n" },
-      "release%.lua:2: attempt to index")
+    local err = invalid({ ["release.lua"] = "local function f(x)\n  return x.y\nend\nreturn { name = f(nil) }\n" },
+      "^[^\n]*release%.lua:2: attempt to index a nil value %(local 'x'%)\nstack traceback:\n")
+    assert.matches("release%.lua:4: in main chunk", err.message)
+    assert.not_matches("atom%.host%.call", err.message)
     assert.matches("stack traceback", err.traceback)
     invalid({ ["release.lua"] = "local x = 1\n" }, "release%.lua:1: the script must return the release table, got nothing")
     invalid({ ["release.lua"] = "return {\n name = 'a' \n objects = {} }" }, "release%.lua:3: .*expected")

@@ -396,7 +396,11 @@ local function do_load(path, opts)
       local loc = msg:match("^([^:]+:%d+):") or (path .. ":" .. idx.last_return())
       msg = loc .. ": the script " .. budget
     end
-    invalid(msg, trim_traceback(t))
+    -- The design promises file, line and traceback for a script error: the first line
+    -- is "file:line: what", the traceback follows.
+    local tb = trim_traceback(t)
+    local frames = tb:match("\n(stack traceback:.*)$")
+    invalid(frames and (msg .. "\n" .. frames) or msg, tb)
   end
   local at = function(key) return path .. ":" .. idx.field(key, idx.last_return()) end
   if type(t) ~= "table" then
