@@ -596,3 +596,18 @@ describe("sim API: missing namespaces", function()
       "application/merge-patch+json").json.message)
   end)
 end)
+
+describe("sim API: node ports", function()
+  it("allocates node ports for NodePort services and keeps them on update", function()
+    local t = H.new()
+    local svc = { metadata = { name = "np" }, spec = { type = "NodePort", ports = { { port = 80 }, { port = 443, nodePort = 31443 } } } }
+    local r = t.post("/api/v1/namespaces/default/services", svc).json
+    local np = math.tointeger(r.spec.ports[1].nodePort)
+    assert.is_true(np >= 30000 and np <= 32767)
+    assert.equal(31443, r.spec.ports[2].nodePort)
+    local u = t.put("/api/v1/namespaces/default/services/np", svc).json
+    assert.equal(np, u.spec.ports[1].nodePort)
+    local tb = t.get("/api/v1/namespaces/default/services/np", { accept = H.TABLE_ACCEPT })
+    assert.equal("80:" .. np .. "/TCP,443:31443/TCP", tb.json.rows[1].cells[5])
+  end)
+end)

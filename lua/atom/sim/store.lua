@@ -151,6 +151,17 @@ function M:_bump()
   return self.rv
 end
 
+function M:alloc_node_port()
+  self.next_node_port = (self.next_node_port or 30000) + 1
+  if self.next_node_port > 32767 then self.next_node_port = 30001 end
+  return self.next_node_port
+end
+
+function M:_allocators()
+  return { ip = function() return self:alloc_ip() end,
+    node_port = function() return self:alloc_node_port() end }
+end
+
 function M:alloc_ip()
   local n = self.next_ip
   self.next_ip = n + 1
@@ -253,7 +264,7 @@ function M:create(rk, obj, opts)
   meta.deletionGracePeriodSeconds = nil
   meta.resourceVersion = nil
   if meta.finalizers and #meta.finalizers == 0 then meta.finalizers = nil end
-  validate.default(info, obj, nil, function() return self:alloc_ip() end)
+  validate.default(info, obj, nil, self:_allocators())
   if opts.dry_run then return obj end
   meta.resourceVersion = tostring(self:_bump())
   self:_put(rk, info, obj)
@@ -310,7 +321,7 @@ function M:update(rk, obj, opts)
         end
       end
     end
-    validate.default(info, new, cur, function() return self:alloc_ip() end)
+    validate.default(info, new, cur, self:_allocators())
     local causes = validate.object(info, new)
     for _, c in ipairs(validate.update(info, cur, new)) do causes[#causes + 1] = c end
     if #causes > 0 then return nil, status.invalid(info, name, causes) end

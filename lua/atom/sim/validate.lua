@@ -215,8 +215,9 @@ local function default_template(tpl)
   end
 end
 
--- Defaulting on create and update. `alloc_ip()` hands out a fresh ClusterIP.
-function M.default(info, obj, old, alloc_ip)
+-- Defaulting on create and update. `alloc.ip()` hands out a fresh ClusterIP, `alloc.node_port()`
+-- a NodePort.
+function M.default(info, obj, old, alloc)
   local k, g = info.kind, info.group
   local spec = obj.spec
   if g == "apps" and type(spec) == "table" then
@@ -293,7 +294,7 @@ function M.default(info, obj, old, alloc_ip)
       if spec.type ~= "ExternalName" then
         local old_ip = old and util.get_path(old, "spec", "clusterIP")
         if spec.clusterIP == nil or spec.clusterIP == "" then
-          spec.clusterIP = old_ip or alloc_ip()
+          spec.clusterIP = old_ip or alloc.ip()
         end
         if spec.clusterIP ~= "None" or spec.clusterIPs == nil then
           spec.clusterIPs = util.array({ spec.clusterIP })
@@ -310,6 +311,20 @@ function M.default(info, obj, old, alloc_ip)
       end
       if (spec.type == "NodePort" or spec.type == "LoadBalancer") then
         spec.externalTrafficPolicy = spec.externalTrafficPolicy or "Cluster"
+        local old_ports = {}
+        for _, p in ipairs(old and util.get_path(old, "spec", "ports") or {}) do
+          if type(p) == "table" and p.nodePort then
+            old_ports[tostring(p.port) .. "/" .. tostring(p.protocol or "TCP")] = p.nodePort
+          end
+        end
+        for _, p in ipairs(spec.ports or {}) do
+          if type(p) == "table" and p.nodePort == nil then
+            p.nodePort = old_ports[tostring(p.port) .. "/" .. tostring(p.protocol)] or alloc.node_port()
+          end
+        end
+        if spec.type == "LoadBalancer" and spec.externalTrafficPolicy == "Local" and spec.healthCheckNodePort == nil then
+          spec.healthCheckNodePort = util.get_path(old or {}, "spec", "healthCheckNodePort") or alloc.node_port()
+        end
       end
     elseif k == "Pod" then
       default_template({ spec = spec })
