@@ -22,6 +22,10 @@ function fake.new(opts)
   end
   function k:get(_, kind, ns, name)
     note("get", kind, key(ns, name))
+    if opts.no_watch and self.objects[key(ns, name)] and opts.job_outcome then
+      local o = self.objects[key(ns, name)]
+      o.status = { conditions = { { type = opts.job_outcome, status = "True" } } }
+    end
     if self.objects[key(ns, name)] then return self.objects[key(ns, name)] end
     return nil, { code = 404 }
   end
@@ -37,6 +41,7 @@ function fake.new(opts)
   end
   function k:watch(_, kind, ns, o)
     note("watch", kind, ns, o and o.fieldSelector or "")
+    if opts.no_watch then return nil, { code = 403 } end
     local w = { closed = false }
     function w.close(self_) self_.closed = true; k.watch_closed = true end
     self.watcher = w

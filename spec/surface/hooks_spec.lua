@@ -100,6 +100,13 @@ describe("jobs.run", function()
     assert.same({ { watcher = "engine's", type = "ADDED", object = { kind = "Deployment" } } }, kube.events)
   end)
 
+  it("reads the Job when the watch is refused", function()
+    local kube = fake.new({ job_outcome = "Complete", no_watch = true })
+    assert.is_true(jobs.run(kube, JOB, { namespace = "shop", timeout = 5 }))
+    assert.same({ "create Job shop/m", "watch Job shop metadata.name=m", "get Job shop/m", "delete Job shop/m Background" },
+      kube.calls)
+  end)
+
   it("keeps the Job when asked", function()
     local kube = fake.new({ job_outcome = "Complete" })
     assert.is_true(jobs.run(kube, JOB, { namespace = "shop", keep = true }))

@@ -156,6 +156,28 @@ return {
       ["m.yaml"] = DEPLOY }, "m%.yaml:10: placeholder ${image} has no value")
   end)
 
+  it("fills nested placeholders, keeps $${...} literal, expands kind: List", function()
+    local r = load({ ["release.lua"] = [[return { name = "a", objects = {
+      require("atom").yaml("m.yaml", { image = { repo = "nginx", tag = 1.27 }, debug = false }) } }]],
+      ["m.yaml"] = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: a\n"
+        .. "  data:\n    image: ${image.repo}:${image.tag}\n    debug: \"${debug}\"\n    shell: $${HOME}\n"
+        .. "- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: b\n" })
+    assert.is_table(r)
+    assert.equal(2, #r.objects)
+    assert.same({ image = "nginx:1.27", debug = "false", shell = "${HOME}" }, r.objects[1].object.data)
+    assert.equal("b", r.objects[2].object.metadata.name)
+    assert.matches("m%.yaml:1$", r.objects[2].source)
+  end)
+
+  it("reads YAML outside the folder only with allow_read_outside", function()
+    local outside = tree.make({ ["shared.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n" })
+    dirs[#dirs + 1] = outside
+    local text = 'return { name = "a", objects = { require("atom").yaml("' .. outside .. '/shared.yaml") } }'
+    invalid({ ["release.lua"] = text }, "reads outside the release folder .* %(run with %-%-allow%-read%-outside to allow it%)")
+    local r = load({ ["release.lua"] = text }, { allow_read_outside = true })
+    assert.equal(outside .. "/shared.yaml:1", r.objects[1].source)
+  end)
+
   it("reports a glob that matches nothing", function()
     invalid({ ["release.lua"] = "return {\n name = 'a',\n objects = { require('atom').yaml('none/*.yaml') } }" },
       "release%.lua:3: atom%.yaml%(\"none/%*%.yaml\"%) matches no files")

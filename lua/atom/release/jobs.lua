@@ -137,6 +137,15 @@ function jobs.run(kube, job, opts)
   while not result do
     local left = until_t - core.monotonic()
     if left <= 0 then break end
+    if not watcher or watcher.closed then
+      -- The server refused the watch (or it ended for good): read the Job instead.
+      local obj = kube:get("batch/v1", "Job", ns, name)
+      result, cond = outcome(obj)
+      if obj == nil and not result then
+        result, cond = "Failed", { reason = "Deleted", message = "the Job disappeared while atom waited for it" }
+      end
+      if result then break end
+    end
     local events = kube:poll(math.min(left, 1)) or {}
     for _, ev in ipairs(events) do
       if ev.watcher ~= watcher then
