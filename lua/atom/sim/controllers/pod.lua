@@ -117,9 +117,22 @@ return function(sim)
   local marks = util.ready_marks(sim, RK)
   local nodes_n = (sim.opts and sim.opts.nodes) or 3
   if nodes_n < 1 then nodes_n = 1 end
-  local next_node, next_ip = 0, 0
+  local next_node = 0
 
   local function now() return clock:rfc3339(clock:now()) end
+
+  -- The node's /24 while it lasts (as on kind), then further into
+  -- 10.244.0.0/14 so IPs stay unique with thousands of pods.
+  local per_node, overflow = {}, 0
+  local function pod_ip(node_idx)
+    local n = (per_node[node_idx] or 0) + 1
+    per_node[node_idx] = n
+    if n <= 250 and node_idx < 256 then
+      return string.format("10.244.%d.%d", node_idx, n + 1)
+    end
+    overflow = overflow + 1
+    return string.format("10.%d.%d.%d", 245 + (overflow >> 16) % 3, (overflow >> 8) % 256, overflow % 256)
+  end
 
   local image_ids = {}
   local function image_id(full, image)
@@ -374,13 +387,14 @@ return function(sim)
     else
       node_idx = tonumber(node:match("(%d+)$")) or 1
     end
-    next_ip = next_ip + 1
     local ref = util.controller_ref(pod)
     local l = {
       ns = ns, name = name,
       rule = pod_rule(sim, pod),
       node_ip = "172.18.0." .. (1 + node_idx % 250),
-      pod_ip = string.format("10.244.%d.%d", node_idx % 256, 2 + (next_ip - 1) % 250),
+      -- The node's /24 while it lasts (as on kind), then further into
+      -- 10.244.0.0/14 so IPs stay unique with thousands of pods.
+      pod_ip = pod_ip(node_idx),
       restarts = 0, backoff = 10,
       job = ref ~= nil and ref.kind == "Job",
       scheduled_at = now(),
