@@ -218,13 +218,22 @@ function M.new(opts)
     source_of = atom.source_of,
     invalid = function() return first_invalid end,
   }
-  return atom, control
+  -- Also kept in the instance's metatable, which scripts cannot read (the sandbox shows
+  -- them only metatables they set), for callers that wrap atom.new and keep one result.
+  return setmetatable(atom, { control = control }), control
+end
+
+-- The control table of an instance made by atom.new.
+function M.control_of(instance)
+  local mt = getmetatable(instance)
+  return type(mt) == "table" and mt.control or nil
 end
 
 -- `require "atom"` outside a release script: an instance bound to the current directory.
 local default = (M.new{ dir = "." })
 default.new = M.new
 default.normalize, default.join, default.inside = M.normalize, M.join, M.inside
+default.control_of = M.control_of
 -- Embedding (issue #7): plain lua5.4 drives releases with the same entry points as
 -- libatom (atom.api). Only this default instance has them; scripts' instances do not.
 for _, fn in ipairs({ "load", "load_string", "run", "resume", "status", "history", "cancel", "rollback" }) do

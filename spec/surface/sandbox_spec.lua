@@ -206,3 +206,26 @@ describe("budgets", function()
     assert.equal("fail", f:decide({ state = "Deadline", attempt = 1 }))
   end)
 end)
+
+describe("atom.new wrapped by an embedder", function()
+  it("still loads scripts, and scripts see what the wrapper adds", function()
+    local atom = require "atom"
+    local base = atom.new
+    atom.new = function(...)
+      local instance = base(...) -- one result only, as atom.api's wrapper keeps
+      instance.app = { greeting = "hi" }
+      return instance
+    end
+    local dir = tree.make({ ["release.lua"] = [[
+      local atom = require "atom"
+      return { name = atom.app.greeting, objects = { require("atom").yaml("m.yaml") } }]],
+      ["m.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n" })
+    local ok, r, err = pcall(script.load, dir .. "/release.lua")
+    atom.new = base
+    tree.remove(dir)
+    assert.is_true(ok, tostring(r))
+    assert.is_nil(err)
+    assert.equal("hi", r.name)
+    assert.matches("m%.yaml:1$", r.objects[1].source)
+  end)
+end)

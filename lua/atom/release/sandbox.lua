@@ -160,8 +160,11 @@ function sandbox.new(opts)
   end
 
   local loaded = {}
-  local instance, control = atom_mod.new{ dir = dir, script = opts.script,
+  -- atom.new may be wrapped (the embedding API adds atom.app); the control table is
+  -- read from the instance rather than from a second return value.
+  local instance = atom_mod.new{ dir = dir, script = opts.script,
     allow_read_outside = opts.allow_read_outside, log = log }
+  local control = atom_mod.control_of(instance)
   loaded.atom = instance
 
   local function load_module(name, file)
