@@ -104,6 +104,20 @@ return { name = "demo", namespace = "demo", deadline = 30,
       { hist[1].state, hist[2].state, hist[3].state, hist[4].state })
   end)
 
+  it("installs its CRDs with printer columns and upgrades them when the schema hash differs", function()
+    assert.are.equal(0, run("run " .. dir .. "/release.lua -q", { "NAME=crdup", "NS=crdup" }).code)
+    local crd = S.kubectl_json(s, "get crd atoms.atom.dev")
+    local cols = {}
+    for _, c in ipairs(crd.spec.versions[1].additionalPrinterColumns) do cols[#cols + 1] = c.name end
+    assert.are.same({ "State", "Version", "Previous", "Age" }, cols)
+    local hash = crd.metadata.annotations["atom.dev/schema-hash"]
+    assert.matches("^%x+$", hash)
+    assert.are.equal(0, s:kubectl("annotate crd atomversions.atom.dev --overwrite atom.dev/schema-hash=old").code)
+    assert.are.equal(0, run("run " .. dir .. "/release.lua -q", { "NAME=crdup", "NS=crdup", "V=2" }).code)
+    local v = S.kubectl_json(s, "get crd atomversions.atom.dev")
+    assert.are.equal(hash, v.metadata.annotations["atom.dev/schema-hash"])
+  end)
+
   it("removes what a first version created when it fails", function()
     local r = run("run " .. dir .. "/release.lua -q", { "NAME=fresh", "NS=fresh", "TAG=does-not-exist", "DEADLINE=1" })
     assert.are.equal(3, r.code, r.stderr)
