@@ -62,6 +62,15 @@ describe("pod controller", function()
     assert.are.equal("Pending", p.status.phase)
     assert.are.equal("ImagePullBackOff", p.status.containerStatuses[1].state.waiting.reason)
     assert.are.equal("False/ContainersNotReady", cond(p, "Ready"))
+    local reasons = {}
+    for _, e in ipairs(sim.store:list("events", "default", function(e) return e.involvedObject.name == "bad" end)) do
+      reasons[#reasons + 1] = e.type .. "/" .. e.reason .. ": " .. e.message
+    end
+    table.sort(reasons)
+    assert.are.same({ "Normal/BackOff: Back-off pulling image \"nginx:does-not-exist\"",
+      "Warning/Failed: Error: ErrImagePull", "Warning/Failed: Error: ImagePullBackOff",
+      "Warning/Failed: Failed to pull image \"nginx:does-not-exist\": rpc error: code = NotFound desc = failed to pull and unpack image \"nginx:does-not-exist\": not found" },
+      reasons)
   end)
 
   it("crash loops with a climbing restart count when the scenario says so", function()
@@ -81,6 +90,12 @@ describe("pod controller", function()
     p = get(sim, "pods", "crash")
     assert.is_true(p.status.containerStatuses[1].restartCount >= 3)
     assert.are.equal("False/ContainersNotReady", cond(p, "Ready"))
+    -- One BackOff event, counted up, as kubectl describe shows it.
+    local evs = sim.store:list("events", "default", function(e)
+      return e.involvedObject.name == "crash" and e.reason == "BackOff" end)
+    assert.are.equal(1, #evs)
+    assert.are.equal("Warning", evs[1].type)
+    assert.are.equal(p.status.containerStatuses[1].restartCount, evs[1].count)
   end)
 
   it("applies a workload's rule to its pods and honours never_ready and ready_after", function()
@@ -333,6 +348,9 @@ describe("scheduling", function()
     local got = get(sim, "pods", "nowhere")
     assert.are.equal("Pending", got.status.phase)
     assert.are.equal("False/Unschedulable", cond(got, "PodScheduled"))
+    local evs = sim.store:list("events", "default", function(e) return e.involvedObject.name == "nowhere" end)
+    assert.are.equal("FailedScheduling", evs[1].reason)
+    assert.are.equal("default-scheduler", evs[1].source.component)
     assert.is_nil(got.spec.nodeName)
     got = get(sim, "pods", "here")
     assert.are.equal("sim-node-2", got.spec.nodeName)

@@ -40,6 +40,7 @@ end
 return function(sim)
   local store, clock = sim.store, sim.clock
   local marks = util.ready_marks(sim, RK)
+  local recorder = util.recorder(sim, "job-controller")
   local timers = util.timers(sim)
   local q
   local pods = util.child_index(sim, "pods", "Job", function(ref, child)
@@ -149,12 +150,14 @@ return function(sim)
           "Job has reached the specified backoff limit", now)
         util.set_condition(st.conditions, "Failed", "True", "BackoffLimitExceeded",
           "Job has reached the specified backoff limit", now)
+        recorder.event(job, "Warning", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
       elseif ads and started + ads <= tnow then
         stop_active()
         util.set_condition(st.conditions, "FailureTarget", "True", "DeadlineExceeded",
           "Job was active longer than specified deadline", now)
         util.set_condition(st.conditions, "Failed", "True", "DeadlineExceeded",
           "Job was active longer than specified deadline", now)
+        recorder.event(job, "Warning", "DeadlineExceeded", "Job was active longer than specified deadline")
       else
         local want = parallelism
         if completions ~= nil then want = math.min(parallelism, completions - succeeded) end

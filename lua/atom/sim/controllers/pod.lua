@@ -73,10 +73,10 @@ local function missing_ref(store, pod)
   end
   for _, v in ipairs(spec.volumes or {}) do
     if v.secret and absent("secrets", v.secret.secretName, v.secret.optional) then
-      return "volume", "secret", v.secret.secretName
+      return "volume", "secret", v.secret.secretName, v.name
     end
     if v.configMap and absent("configmaps", v.configMap.name, v.configMap.optional) then
-      return "volume", "configmap", v.configMap.name
+      return "volume", "configmap", v.configMap.name, v.name
     end
   end
   for _, list in ipairs({ spec.initContainers or {}, spec.containers or {} }) do
@@ -115,6 +115,8 @@ return function(sim)
   local recheck = {} -- namespace -> true while a re-check of its blocked pods is queued
   local timers = util.timers(sim)
   local marks = util.ready_marks(sim, RK)
+  local kubelet = util.recorder(sim, "kubelet")
+  local scheduler = util.recorder(sim, "default-scheduler")
   local nodes_n = (sim.opts and sim.opts.nodes) or 3
   if nodes_n < 1 then nodes_n = 1 end
   local next_node = 0
@@ -287,6 +289,9 @@ return function(sim)
     if not pod or life[pod.metadata.uid] ~= l then return end
     l.restarts = l.restarts + 1
     write(pod, l, "crash")
+    local c = ((pod.spec or {}).containers or {})[1] or {}
+    kubelet.event(pod, "Warning", "BackOff", string.format("Back-off restarting failed container %s in pod %s_%s(%s)",
+      tostring(c.name), pod.metadata.name, pod.metadata.namespace, pod.metadata.uid), l.node)
     l.backoff = math.min(l.backoff * 2, 300)
     timers.set(pod.metadata.uid, l.backoff, function() crash_step(l) end)
   end
@@ -303,16 +308,19 @@ return function(sim)
     if not pod or life[pod.metadata.uid] ~= l then return end
     local uid = pod.metadata.uid
     local rule = l.rule
-    local what, kind, ref = missing_ref(store, pod)
+    local what, kind, ref, vol = missing_ref(store, pod)
     if what then
       -- Wait for the object to appear (re-checked when one is created in the
       -- namespace), as the kubelet keeps retrying.
       blocked[uid] = l
       if what == "volume" then
         if l.stage ~= "creating" then l.stage = "creating" write(pod, l, "creating") end
+        kubelet.event(pod, "Warning", "FailedMount", string.format('MountVolume.SetUp failed for volume "%s" : %s "%s" not found',
+          tostring(vol), kind, ref), l.node)
       else
         l.config_message = kind .. ' "' .. ref .. '" not found'
         if l.stage ~= "config_error" then l.stage = "config_error" write(pod, l, "config_error") end
+        kubelet.event(pod, "Warning", "Failed", "Error: " .. l.config_message, l.node)
       end
       return
     end
@@ -320,9 +328,18 @@ return function(sim)
     l.started_at = now()
     if rule.image_pull_fails then
       write(pod, l, "pull_error")
+      local image = tostring((((pod.spec or {}).containers or {})[1] or {}).image)
+      kubelet.event(pod, "Warning", "Failed", string.format(
+        'Failed to pull image "%s": rpc error: code = NotFound desc = failed to pull and unpack image "%s": not found',
+        image, image), l.node)
+      kubelet.event(pod, "Warning", "Failed", "Error: ErrImagePull", l.node)
       timers.set(uid, 2, function()
         local p = current(l)
-        if p and life[uid] == l then write(p, l, "pull_backoff") end
+        if p and life[uid] == l then
+          write(p, l, "pull_backoff")
+          kubelet.event(p, "Normal", "BackOff", string.format('Back-off pulling image "%s"', image), l.node)
+          kubelet.event(p, "Warning", "Failed", "Error: ImagePullBackOff", l.node)
+        end
       end)
     elseif rule.crash_loop then
       l.restarts, l.backoff = 0, 10
@@ -367,6 +384,7 @@ return function(sim)
           message = string.format("0/%d nodes are available: %d node(s) didn't match Pod's node affinity/selector. preemption: 0/%d nodes are available: %d Preemption is not helpful for scheduling.",
             #all, #all, #all, #all) } } }
         util.write_status(sim, RK, pod, st2)
+        scheduler.event(pod, "Warning", "FailedScheduling", st2.conditions[1].message)
         return
       end
       next_node = next_node + 1
@@ -389,7 +407,7 @@ return function(sim)
     end
     local ref = util.controller_ref(pod)
     local l = {
-      ns = ns, name = name,
+      ns = ns, name = name, node = node,
       rule = pod_rule(sim, pod),
       node_ip = "172.18.0." .. (1 + node_idx % 250),
       -- The node's /24 while it lasts (as on kind), then further into
@@ -440,6 +458,8 @@ return function(sim)
       life[uid] = nil
       blocked[uid] = nil
       marks.forget(obj)
+      kubelet.forget(uid)
+      scheduler.forget(uid)
     elseif not life[uid] and (ev == "ADDED" or not util.get_condition(obj, "PodScheduled")) then
       q.add(obj.metadata.namespace, obj.metadata.name)
     end

@@ -475,6 +475,55 @@ function M.rule_for(sim, obj)
   return {}
 end
 
+-- Records v1 Events about objects, as a controller's event recorder does:
+-- a repeat of the same reason and message on the same object bumps count
+-- and lastTimestamp instead of adding an event. Only failure paths record
+-- events, so benchmarks (all healthy) pay nothing for them.
+function M.recorder(sim, component)
+  local seen = {} -- uid .. reason .. message -> event name
+  local r = {}
+  function r.event(obj, etype, reason, message, host)
+    local m = obj.metadata
+    local ns = m.namespace or "default"
+    local now = sim.clock:rfc3339(sim.clock:now())
+    local key = tostring(m.uid) .. "\0" .. reason .. "\0" .. message
+    local name = seen[key]
+    local cur = name and sim.store:get("events", ns, name)
+    if cur then
+      local upd = sim.util.copy(cur)
+      upd.count = (cur.count or 1) + 1
+      upd.lastTimestamp = now
+      sim.store:update("events", upd)
+      return
+    end
+    local ev = {
+      apiVersion = "v1",
+      kind = "Event",
+      metadata = { namespace = ns },
+      involvedObject = { apiVersion = obj.apiVersion, kind = obj.kind, name = m.name,
+        namespace = m.namespace, uid = m.uid, resourceVersion = m.resourceVersion },
+      reason = reason,
+      message = message,
+      type = etype,
+      count = 1,
+      firstTimestamp = now,
+      lastTimestamp = now,
+      source = { component = component, host = host },
+      reportingComponent = component,
+      reportingInstance = host or "",
+    }
+    local created = M.create_named(sim, "events", ev, m.name .. ".")
+    if created then seen[key] = created.metadata.name end
+  end
+  function r.forget(uid)
+    local prefix = tostring(uid) .. "\0"
+    for k in pairs(seen) do
+      if k:sub(1, #prefix) == prefix then seen[k] = nil end
+    end
+  end
+  return r
+end
+
 -- Write st as obj's status. The store takes only .status (and the name to
 -- find the object), so a light table is passed instead of a copy of obj.
 -- Returns the stored object, or nil and the store's error.
