@@ -357,13 +357,13 @@ local function do_create(sim, r)
   obj.metadata.managedFields = nil
   patchmod.record_update(nil, obj, { manager = manager_of(r), ctx = ctx_of(r.info),
     api_version = obj.apiVersion, time = sim.clock:rfc3339() })
-  local created, cerr = sim.store:create(r.info.rk, obj, { dry_run = dry_run(r) })
+  local created, cerr = sim.store:create(r.info.rk, obj, { dry_run = dry_run(r), owned = true })
   if not created then return status_resp(cerr) end
   return object_resp(sim, r, 201, created)
 end
 
 local function write_back(sim, r, old, new, code)
-  local opts = { dry_run = dry_run(r) }
+  local opts = { dry_run = dry_run(r), owned = true }
   local res, err
   if r.sub == "status" then
     opts.status_write = true
@@ -391,7 +391,7 @@ local function apply_scale(sim, r, old, scale)
   new.metadata.resourceVersion = nil
   patchmod.record_update(old, new, { manager = manager_of(r), ctx = ctx_of(r.info),
     api_version = old.apiVersion, time = sim.clock:rfc3339() })
-  local res, err = sim.store:update(r.info.rk, new, { dry_run = dry_run(r) })
+  local res, err = sim.store:update(r.info.rk, new, { dry_run = dry_run(r), owned = true })
   if not res then return status_resp(err) end
   return respond(200, util.encode(scale_of(sim, r.info, res)))
 end
@@ -497,7 +497,7 @@ local function do_apply(sim, r, old)
   merged.kind = r.info.kind
   if not old then
     if with_status then return status_resp(status.not_found(r.info, r.name)) end
-    local created, cerr = sim.store:create(r.info.rk, merged, { dry_run = dry_run(r) })
+    local created, cerr = sim.store:create(r.info.rk, merged, { dry_run = dry_run(r), owned = true })
     if not created then return status_resp(cerr) end
     return object_resp(sim, r, 201, created)
   end

@@ -84,19 +84,23 @@ end
 ---------------------------------------------------------------------------------------------
 -- JSON merge patch (RFC 7386)
 
-function M.merge_patch(target, patch)
-  if not is_map(patch) then return util.copy(patch) end
-  local out = is_map(target) and util.copy(target) or {}
+-- In place on `out`, which the caller owns.
+local function merge_into(out, patch)
   for k, v in pairs(patch) do
     if v == null then
       out[k] = nil
     elseif is_map(v) then
-      out[k] = M.merge_patch(out[k], v)
+      out[k] = merge_into(is_map(out[k]) and out[k] or {}, v)
     else
       out[k] = util.copy(v)
     end
   end
   return out
+end
+
+function M.merge_patch(target, patch)
+  if not is_map(patch) then return util.copy(patch) end
+  return merge_into(is_map(target) and util.copy(target) or {}, patch)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -305,10 +309,11 @@ local function smp_list(ctx, path, live, patch, order)
   return strip_directives(patch)
 end
 
+-- `live` is owned by the caller (a copy) and is merged in place.
 smp_map = function(ctx, path, live, patch)
   if patch["$patch"] == "replace" then return strip_directives(patch) end
   if patch["$patch"] == "delete" then return nil end
-  local out = is_map(live) and util.copy(live) or {}
+  local out = is_map(live) and live or {}
   local orders = {}
   for k, v in pairs(patch) do
     local field = type(k) == "string" and k:match("^%$setElementOrder/(.+)$")
@@ -360,7 +365,7 @@ end
 
 function M.strategic_merge(live, patch, ctx)
   if not is_map(patch) then return nil, "strategic merge patch must be a JSON object" end
-  return smp_map(ctx, {}, live, patch)
+  return smp_map(ctx, {}, util.copy(live), patch)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -580,8 +585,9 @@ local function ssa_merge_list(ctx, path, live, applied)
   return util.copy(applied)
 end
 
+-- `live` is owned by the caller (a copy) and is merged in place.
 ssa_merge_map = function(ctx, path, live, applied)
-  local out = is_map(live) and util.copy(live) or {}
+  local out = is_map(live) and live or {}
   for k, v in pairs(applied) do
     local sub = push(path, k)
     if is_list(v) then
@@ -659,7 +665,7 @@ function M.apply(live, applied, opts)
   end
   local new_set = M.fieldset(applied, ctx, opts.with_status)
   local base = live or {}
-  local merged = ssa_merge_map(ctx, {}, base, applied)
+  local merged = ssa_merge_map(ctx, {}, util.copy(base), applied)
   -- conflicts: fields another manager owns whose value this apply changes
   local conflicts = {}
   for p in pairs(new_set) do

@@ -226,13 +226,14 @@ local function random_suffix()
   return table.concat(t)
 end
 
--- opts: { dry_run = bool }
+-- opts: { dry_run = bool, owned = bool (obj is handed over, not copied) }
 function M:create(rk, obj, opts)
   opts = opts or {}
   local info = self:info(rk)
   if not info then return nil, status.new(404, "the server could not find the requested resource") end
   if type(obj) ~= "table" then return nil, status.bad_request("object must be a JSON object") end
-  obj = util.strip_nulls(util.copy(obj))
+  -- opts.owned: the caller hands the table over (the API layer's fresh decodes), no copy needed
+  obj = opts.owned and util.strip_nulls(obj) or util.copy_clean(obj)
   local meta = obj.metadata
   if type(meta) ~= "table" then meta = {} obj.metadata = meta end
   if (meta.name == nil or meta.name == "") and type(meta.generateName) == "string" and meta.generateName ~= "" then
@@ -278,7 +279,7 @@ local function precondition_failed(info, name, what, want, have)
     "Precondition failed: %s in precondition: %s, %s in object meta: %s", what, want, what, have))
 end
 
--- opts: { dry_run, status_write (take .status from obj; ignore the rest) }
+-- opts: { dry_run, status_write (take .status from obj; ignore the rest), owned (obj is handed over) }
 function M:update(rk, obj, opts)
   opts = opts or {}
   local info = self:info(rk)
@@ -298,10 +299,16 @@ function M:update(rk, obj, opts)
   end
   local new
   if opts.status_write then
-    new = util.copy(cur)
-    new.status = util.strip_nulls(util.copy(obj.status))
+    -- stored objects are never mutated, so a status write shares every other subtree with the
+    -- previous version and copies only the top level and metadata
+    new = {}
+    for k, v in pairs(cur) do new[k] = v end
+    local meta = {}
+    for k, v in pairs(cur.metadata) do meta[k] = v end
+    new.metadata = meta
+    new.status = util.copy_clean(obj.status)
   else
-    new = util.strip_nulls(util.copy(obj))
+    new = opts.owned and util.strip_nulls(obj) or util.copy_clean(obj)
     local m, cm = new.metadata, cur.metadata
     m.uid, m.creationTimestamp, m.namespace = cm.uid, cm.creationTimestamp, cm.namespace
     m.deletionTimestamp, m.deletionGracePeriodSeconds = cm.deletionTimestamp, cm.deletionGracePeriodSeconds

@@ -41,6 +41,22 @@ function M.copy(v)
   return out
 end
 
+-- Deep copy that also drops JSON nulls from maps (one pass instead of copy + strip_nulls).
+local null_value = cjson.null
+local function copy_clean(v)
+  local out = {}
+  for k, x in pairs(v) do
+    if type(x) == "table" then out[k] = copy_clean(x)
+    elseif x ~= null_value then out[k] = x end
+  end
+  if getmetatable(v) == M.array_mt then setmetatable(out, M.array_mt) end
+  return out
+end
+function M.copy_clean(v)
+  if type(v) ~= "table" then return v end
+  return copy_clean(v)
+end
+
 function M.equal(a, b)
   if a == b then return true end
   if type(a) ~= "table" or type(b) ~= "table" then return false end
