@@ -611,3 +611,24 @@ describe("sim API: node ports", function()
     assert.equal("80:" .. np .. "/TCP,443:31443/TCP", tb.json.rows[1].cells[5])
   end)
 end)
+
+describe("sim API: versions", function()
+  it("stores HPAs as autoscaling/v2 and converts for v1 clients", function()
+    local t = H.new()
+    local v1 = { apiVersion = "autoscaling/v1", kind = "HorizontalPodAutoscaler", metadata = { name = "web" },
+      spec = { scaleTargetRef = { apiVersion = "apps/v1", kind = "Deployment", name = "web" },
+        minReplicas = 2, maxReplicas = 5, targetCPUUtilizationPercentage = 70 } }
+    local r = t.post("/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers", v1)
+    assert.equal(201, r.status)
+    assert.equal("autoscaling/v1", r.json.apiVersion)
+    assert.equal(70, r.json.spec.targetCPUUtilizationPercentage)
+    local v2 = t.get("/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/web").json
+    assert.equal("autoscaling/v2", v2.apiVersion)
+    assert.is_nil(v2.spec.targetCPUUtilizationPercentage)
+    assert.equal(70, v2.spec.metrics[1].resource.target.averageUtilization)
+    local p = t.patch("/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web",
+      { spec = { targetCPUUtilizationPercentage = 50 } }, "application/merge-patch+json")
+    assert.equal(50, p.json.spec.targetCPUUtilizationPercentage)
+    assert.equal(50, t.sim.store:get("horizontalpodautoscalers.autoscaling", "default", "web").spec.metrics[1].resource.target.averageUtilization)
+  end)
+end)

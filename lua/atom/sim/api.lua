@@ -8,6 +8,7 @@ local patchmod = require "atom.sim.patch"
 local tables = require "atom.sim.tables"
 local discovery = require "atom.sim.discovery"
 local protobuf = require "atom.sim.protobuf"
+local convert = require "atom.sim.convert"
 
 local M = {}
 
@@ -98,12 +99,15 @@ end
 
 -- JSON of an object as seen through `version` (stored objects use the JSON cache).
 local function obj_json(sim, info, version, obj)
-  local av = api_version_of(sim, info, version)
-  if obj.apiVersion == av then return sim.store:json(obj) end
-  local c = {}
-  for k, v in pairs(obj) do c[k] = v end
-  c.apiVersion = av
-  return util.encode(c)
+  local seen = convert.to_version(info, obj, api_version_of(sim, info, version))
+  if seen == obj then return sim.store:json(obj) end
+  return util.encode(seen)
+end
+
+-- A request body in the request's version, turned into the storage version.
+local function stored_form(sim, r, obj)
+  obj.apiVersion = api_version_of(sim, r.info, r.version)
+  return convert.to_storage(r.info, obj, api_version_of(sim, r.info, nil))
 end
 
 local function object_resp(sim, r, code, obj)
@@ -351,12 +355,12 @@ local function do_create(sim, r)
   if bad then return status_resp(bad) end
   obj.metadata = obj.metadata or {}
   if r.info.namespaced then obj.metadata.namespace = r.ns or obj.metadata.namespace end
-  obj.apiVersion = api_version_of(sim, r.info, r.version)
+  obj = stored_form(sim, r, obj)
   obj.kind = r.info.kind
   if r.info.subresources.status and r.info.kind ~= "Namespace" then obj.status = nil end
   obj.metadata.managedFields = nil
   patchmod.record_update(nil, obj, { manager = manager_of(r), ctx = ctx_of(r.info),
-    api_version = obj.apiVersion, time = sim.clock:rfc3339() })
+    api_version = api_version_of(sim, r.info, r.version), time = sim.clock:rfc3339() })
   local created, cerr = sim.store:create(r.info.rk, obj, { dry_run = dry_run(r), owned = true })
   if not created then return status_resp(cerr) end
   return object_resp(sim, r, 201, created)
@@ -416,7 +420,7 @@ local function do_update(sim, r)
     new.status = body.status
     return write_back(sim, r, old, new)
   end
-  body.apiVersion = old.apiVersion
+  body = stored_form(sim, r, body)
   body.kind = r.info.kind
   if r.info.subresources.status then body.status = old.status end
   if not client_set_managed_fields(old, body) then
@@ -476,6 +480,7 @@ local function do_apply(sim, r, old)
   body.metadata.name = r.name
   if r.info.namespaced then body.metadata.namespace = r.ns else body.metadata.namespace = nil end
   local av = api_version_of(sim, r.info, r.version)
+  body = stored_form(sim, r, body)
   local with_status = r.sub == "status"
   local merged, conflicts = patchmod.apply(old, body, { manager = manager, force = r.q.force == "true",
     api_version = av, time = sim.clock:rfc3339(), ctx = ctx_of(r.info),
@@ -493,7 +498,7 @@ local function do_apply(sim, r, old)
     end
     return status_resp(status.new(409, patchmod.conflict_message(conflicts), "Conflict", { causes = causes }))
   end
-  merged.apiVersion = av
+  merged.apiVersion = api_version_of(sim, r.info, nil)
   merged.kind = r.info.kind
   if not old then
     if with_status then return status_resp(status.not_found(r.info, r.name)) end
@@ -521,7 +526,8 @@ local function do_patch(sim, r)
   if p == nil then
     return status_resp(status.bad_request("error decoding patch: " .. tostring(perr)))
   end
-  local base = r.sub == "scale" and scale_of(sim, r.info, old) or old
+  local base = r.sub == "scale" and scale_of(sim, r.info, old)
+    or convert.to_version(r.info, old, api_version_of(sim, r.info, r.version))
   local patched, err
   if kind == "json" then
     patched, err = patchmod.json_patch(base, p)
@@ -537,6 +543,7 @@ local function do_patch(sim, r)
   if not patchmod.is_map(patched) then return status_resp(status.bad_request("patch result is not an object")) end
   util.strip_nulls(patched)
   if r.sub == "scale" then return apply_scale(sim, r, old, patched) end
+  patched = convert.to_storage(r.info, patched, api_version_of(sim, r.info, nil))
   patched.metadata = patchmod.is_map(patched.metadata) and patched.metadata or {}
   local rv = patched.metadata.resourceVersion
   if rv ~= nil and rv ~= old.metadata.resourceVersion then

@@ -109,6 +109,20 @@ S.IngressBackend = { nil, nil, nil, { "service", "IngressServiceBackend" } }
 S.IngressServiceBackend = { { "name", "s" }, { "port", "ServiceBackendPort" } }
 S.ServiceBackendPort = { { "name", "s" }, { "number", "i" } }
 
+S.HorizontalPodAutoscaler = { { "metadata", "ObjectMeta" }, { "spec", "HorizontalPodAutoscalerSpec" } }
+S.HorizontalPodAutoscalerSpec = { { "scaleTargetRef", "CrossVersionObjectReference" },
+  { "minReplicas", "i", "p" }, { "maxReplicas", "i" }, { "metrics", "MetricSpec", "r" } }
+S.CrossVersionObjectReference = { { "kind", "s" }, { "name", "s" }, { "apiVersion", "s" } }
+S.MetricSpec = { { "type", "s" }, nil, nil, { "resource", "ResourceMetricSource" } }
+S.ResourceMetricSource = { { "name", "s" }, { "target", "MetricTarget" } }
+S.MetricTarget = { { "type", "s" }, { "value", "q", "p" }, { "averageValue", "q", "p" },
+  { "averageUtilization", "i", "p" } }
+
+-- autoscaling/v1 (what `kubectl autoscale` sends) differs from v2; looked up by apiVersion first.
+S["autoscaling/v1/HorizontalPodAutoscaler"] = { { "metadata", "ObjectMeta" }, { "spec", "HorizontalPodAutoscalerSpecV1" } }
+S.HorizontalPodAutoscalerSpecV1 = { { "scaleTargetRef", "CrossVersionObjectReference" },
+  { "minReplicas", "i", "p" }, { "maxReplicas", "i" }, { "targetCPUUtilizationPercentage", "i", "p" } }
+
 -- Reviews are answered without looking at their spec.
 S.SelfSubjectAccessReview = { { "metadata", "ObjectMeta" } }
 S.SelfSubjectRulesReview = S.SelfSubjectAccessReview
@@ -270,10 +284,11 @@ function M.decode(body)
         end)
       elseif num == 2 then raw = val end
     end)
-    if not S[kind] or not S[kind][1] or S[kind][1][1] ~= "metadata" then
+    local name = S[api_version .. "/" .. kind] and (api_version .. "/" .. kind) or kind
+    if not S[name] or not S[name][1] or S[name][1][1] ~= "metadata" then
       return nil, "protobuf bodies of kind " .. tostring(kind) .. " are not supported; send JSON"
     end
-    local obj = decode_message(kind, raw or "")
+    local obj = decode_message(name, raw or "")
     obj.apiVersion, obj.kind = api_version, kind
     return obj
   end)
