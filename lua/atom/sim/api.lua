@@ -880,6 +880,12 @@ local function route(sim, req, r_out)
   if not r then return status_resp(status.path_not_found()) end
   r.q, r.headers, r.body, r.stream, r.sim, r.user = q, headers, req.body, req.stream, sim, req.user
   r.table = tables.wants_table(accept) and not r.sub
+  if method == "GET" and r.name and not r.sub and (q.watch == "true" or q.watch == "1") then
+    -- the old single-object watch form: a collection watch pinned to the name
+    local fs = "metadata.name=" .. r.name
+    q.fieldSelector = (q.fieldSelector and q.fieldSelector ~= "") and (q.fieldSelector .. "," .. fs) or fs
+    r.name = nil
+  end
   local verb = verb_of(method, r, q)
   r_out.verb, r_out.resource = verb, r.info.resource
   local fault = sim.scenario:fault_for({ verb = verb, resource = r.info.resource, rk = r.info.rk,
