@@ -16,7 +16,8 @@
  *   conn:stream{ method = "GET", path =, headers = } -> id
  *   conn:poll(timeout_seconds) -> array of completions:
  *       { id, status, body, headers = { lowercase-name = value }, error, attempts,
- *         h2 = true when the answer came over HTTP/2 }
+ *         h2 = true when the answer came over HTTP/2,
+ *         connects = new connections this transfer opened (last try) }
  *       { id, chunk = "bytes" }           (2xx stream body, in arrival order)
  *       { id, done = true, status, body (non-2xx only), headers, error }
  *   conn:request{...} -> completion       (send + drive until that id is done;
@@ -810,6 +811,10 @@ static void push_report(lua_State *L, http_conn *c, http_req *r, lua_Integer *n)
     }
     lua_pushinteger(L, r->attempts);
     lua_setfield(L, -2, "attempts");
+    long connects = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects);
+    lua_pushinteger(L, connects);
+    lua_setfield(L, -2, "connects");
     long hv = 0;
     curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &hv);
     if (hv == CURL_HTTP_VERSION_2_0) {
