@@ -131,7 +131,12 @@ function M.new(opts)
   self.registry = registrymod.new()
   self.store = storemod.new({ registry = self.registry, clock = self.clock, loop = loop,
     history_cap = opts.history_cap })
-  self.store.on_error = function(err) self.errors[#self.errors + 1] = tostring(err) end
+  -- subscriber failures are kept (bounded) for specs and debugging, and passed to opts.log
+  self.log = opts.log
+  self.store.on_error = function(err)
+    if #self.errors < 200 then self.errors[#self.errors + 1] = tostring(err) end
+    if type(opts.log) == "function" then pcall(opts.log, "atom sim: " .. tostring(err)) end
+  end
   self.scenario = scenariomod.new({ ready_after = opts.ready_after or 1 })
   self.metrics = metricsmod.new()
   local addr = (opts.server_url or ""):match("^%a+://([^/]+)") or "127.0.0.1:6443"

@@ -86,7 +86,7 @@ end
 function M.object(info, obj)
   local meta = obj.metadata
   local out = name_causes(info, meta.name)
-  if info.crd_kind == nil and info.group == "apiextensions.k8s.io" and info.kind == "CustomResourceDefinition" then
+  if info.group == "apiextensions.k8s.io" and info.kind == "CustomResourceDefinition" then
     local spec = obj.spec or {}
     local want = tostring(util.get_path(spec, "names", "plural")) .. "." .. tostring(spec.group)
     if meta.name ~= want then
