@@ -267,3 +267,20 @@ describe("patch: client-side to server-side apply upgrade", function()
     assert.equal("migrated", r.json.metadata.managedFields[1].manager)
   end)
 end)
+
+describe("patch: idempotent apply", function()
+  it("does not bump the resourceVersion when an apply changes nothing", function()
+    local t = H.new()
+    local function apply(obj)
+      return t.req("PATCH", DEP .. "/web?fieldManager=kubectl&force=false",
+        { body = obj, ctype = "application/apply-patch+yaml" })
+    end
+    local a = apply(H.deployment("web")).json
+    t.loop.advance(5)
+    local b = apply(H.deployment("web")).json
+    assert.equal(a.metadata.resourceVersion, b.metadata.resourceVersion)
+    assert.same(a.metadata.managedFields, b.metadata.managedFields)
+    local c = apply(H.deployment("web", { replicas = 3 })).json
+    assert.is_true(tonumber(c.metadata.resourceVersion) > tonumber(b.metadata.resourceVersion))
+  end)
+end)

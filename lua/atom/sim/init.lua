@@ -133,6 +133,7 @@ function M.new(opts)
     history_cap = opts.history_cap })
   -- subscriber failures are kept (bounded) for specs and debugging, and passed to opts.log
   self.log = opts.log
+  self.on_error = function(err) self.store.on_error(err) end
   self.store.on_error = function(err)
     if #self.errors < 200 then self.errors[#self.errors + 1] = tostring(err) end
     if type(opts.log) == "function" then pcall(opts.log, "atom sim: " .. tostring(err)) end

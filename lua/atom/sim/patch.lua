@@ -705,9 +705,24 @@ function M.apply(live, applied, opts)
     end
     table.sort(drop, function(a, b) return #a < #b end)
     for _, p in ipairs(drop) do M.remove_path(merged, p) end
+    local same_set = #drop == 0 and mine.apiVersion == opts.api_version
+    if same_set then
+      for p in pairs(new_set) do if not mine.set[p] then same_set = false break end end
+    end
     mine.set = new_set
-    mine.time = opts.time
     mine.apiVersion = opts.api_version
+    merged.metadata = merged.metadata or {}
+    -- an apply that changes nothing leaves the object (managedFields timestamps included) alone,
+    -- so it does not bump the resourceVersion
+    if same_set and #conflicts == 0 and #managers == #(live.metadata.managedFields or {}) then
+      local a, b = util.copy(merged), util.copy(live)
+      a.metadata.managedFields, b.metadata.managedFields = nil, nil
+      if util.equal(a, b) then
+        merged.metadata.managedFields = util.copy(live.metadata.managedFields)
+        return merged
+      end
+    end
+    mine.time = opts.time
   else
     managers[#managers + 1] = { manager = opts.manager, operation = "Apply",
       apiVersion = opts.api_version, time = opts.time, set = new_set }
