@@ -136,6 +136,19 @@ contexts:
       assert.are.equal("merged", live.metadata.namespace)
     end)
 
+    it("goes through proxy-url", function()
+      local proxy = H.start { tls = false }
+      -- nothing listens on the server's port: only the proxy can answer
+      local p = H.kubeconfig(proxy.dir .. "/kc", { server = "http://127.0.0.1:1",
+        cluster = { "proxy-url: " .. proxy.url } })
+      local c = assert(kube.connect { kubeconfig = p, http = H.fast })
+      assert.truthy(c:apply(H.configmap("via-proxy")))
+      local log = proxy.log()
+      assert.is_true(#log > 0)
+      for _, e in ipairs(log) do assert.is_true(e.proxied) end
+      proxy.stop()
+    end)
+
     it("never sends credentials over plain http", function()
       local plain = H.start { tls = false }
       local p = H.kubeconfig(plain.dir .. "/kc", { server = plain.url, user = { "token: secret" } })

@@ -466,10 +466,13 @@ local function control(c, req)
 end
 
 local function dispatch(c, req)
+  -- As an HTTP proxy (absolute-form target), serve the request ourselves.
+  local proxied = req.target:match("^https?://[^/]+(/.*)$")
+  if proxied then req.target = proxied end
   if req.target:find("^/_test/") then return control(c, req) end
   local entry = { method = req.method, target = req.target, auth = req.headers["authorization"],
                   content_type = req.headers["content-type"], accept = req.headers["accept"],
-                  cn = c.cn, ua = req.headers["user-agent"], t = socket.gettime() }
+                  cn = c.cn, ua = req.headers["user-agent"], t = socket.gettime(), proxied = proxied ~= nil }
   log[#log + 1] = entry
   local line = req.method .. " " .. req.target
   for i, f in ipairs(faults) do

@@ -20,8 +20,8 @@ Client.__index = Client
 local VERSION = "0.1.0"
 -- Requests in flight at once: over HTTP/1.1 only max_connections of them
 -- are on the wire and the rest cost CPU while they wait, so the window is
--- twice the connections; over HTTP/2 streams multiplex and it widens.
-local H1_WINDOW, H2_WINDOW = 32, 128
+-- as many as the connections (16); over HTTP/2 streams multiplex and it widens.
+local H1_WINDOW, H2_WINDOW = 16, 128
 
 local err_mt = { __tostring = function(e) return e.message end }
 
