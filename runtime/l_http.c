@@ -537,8 +537,13 @@ static int l_conn_gc(lua_State *L)
 static const char *opt_string(lua_State *L, int idx, const char *key)
 {
     lua_getfield(L, idx, key);
-    const char *s = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
-    lua_pop(L, 1); /* the string stays alive in the options table */
+    int t = lua_type(L, -1);
+    if (t != LUA_TNIL && t != LUA_TSTRING)
+        luaL_error(L, "http: %s must be a string", key);
+    const char *s = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    /* Only real strings: the table keeps them alive after the pop (a number
+     * converted here would be a temporary). */
+    lua_pop(L, 1);
     return (s && *s) ? s : NULL;
 }
 

@@ -112,6 +112,18 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
       srv.control("tokens", { tokens = { "good-token" } })
     end)
 
+    it("fails to connect, naming file and field, when the exec plugin fails", function()
+      local plugin = H.write(dir .. "/broken.sh", "#!/bin/sh\necho 'token expired, run login' >&2\nexit 2\n")
+      os.execute("chmod +x " .. plugin)
+      local p = H.kubeconfig(dir .. "/kc-broken", { server = srv.url, cluster = { "certificate-authority: " .. srv.pki.ca },
+        user = { "exec:", "  apiVersion: client.authentication.k8s.io/v1beta1", "  command: ./broken.sh" } })
+      local c, err = kube.connect { kubeconfig = p, http = H.fast }
+      assert.is_nil(c)
+      assert.are.equal(p, err.file)
+      assert.are.equal("users[test-user].user.exec.command", err.field)
+      assert.matches("token expired, run login", tostring(err), 1, true)
+    end)
+
     it("merges two kubeconfig files given through KUBECONFIG", function()
       local clusters = H.write(dir .. "/k-clusters", ([[
 clusters:
