@@ -264,7 +264,13 @@ local function do_get(sim, r)
     return text(200, logs)
   end
   if r.sub == "scale" then
-    return respond(200, util.encode(scale_of(sim, r.info, obj)))
+    local sc = scale_of(sim, r.info, obj)
+    if r.wants_table then
+      local t = tables.build(r.info, r.version, { sc }, { now = sim.clock:now(), include = r.q.includeObject,
+        rv = obj.metadata.resourceVersion, kind = "Scale" })
+      return respond(200, util.encode(t), tables.CONTENT_TYPE)
+    end
+    return respond(200, util.encode(sc))
   end
   return object_resp(sim, r, 200, obj)
 end
@@ -879,7 +885,8 @@ local function route(sim, req, r_out)
   local r = parse_resource_path(sim, parts)
   if not r then return status_resp(status.path_not_found()) end
   r.q, r.headers, r.body, r.stream, r.sim, r.user = q, headers, req.body, req.stream, sim, req.user
-  r.table = tables.wants_table(accept) and not r.sub
+  r.wants_table = tables.wants_table(accept)
+  r.table = r.wants_table and r.sub ~= "scale" and r.sub ~= "log"
   if method == "GET" and r.name and not r.sub and (q.watch == "true" or q.watch == "1") then
     -- the old single-object watch form: a collection watch pinned to the name
     local fs = "metadata.name=" .. r.name

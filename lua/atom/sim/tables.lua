@@ -470,6 +470,11 @@ K.Event = {
   end,
 }
 
+K.Scale = {
+  cols = { NAME, col("Desired", "integer"), col("Available", "integer") },
+  cells = function(o) return { o.metadata.name, int(g(o, "spec", "replicas")), int(g(o, "status", "replicas")) } end,
+}
+
 local GENERIC = {
   cols = { NAME, col("Created At", "date", "CreationTimestamp is a timestamp representing the server time when this object was created.") },
   cells = function(o) return { o.metadata.name, o.metadata.creationTimestamp or util.null } end,
@@ -542,7 +547,8 @@ local function crd_table(info, version)
   }
 end
 
-local function printer(info, version)
+local function printer(info, version, kind)
+  if kind == "Scale" then return K.Scale end
   if info.crd then return crd_table(info, version) end
   return K[info.kind] or GENERIC
 end
@@ -559,9 +565,9 @@ local function row(o, p, now, include, api_version)
 end
 
 -- Build a Table. `objs` is an array of stored objects; opts = { now, include = "Metadata"|"Object"|
--- "None", no_columns = bool, rv, continue, remaining }.
+-- "None", no_columns = bool, rv, continue, remaining, kind = "Scale" for the scale subresource }.
 function M.build(info, version, objs, opts)
-  local p = printer(info, version)
+  local p = printer(info, version, opts.kind)
   local rows = util.array()
   for i, o in ipairs(objs) do
     local ok, r = pcall(row, o, p, opts.now, opts.include)
