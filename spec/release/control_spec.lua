@@ -101,8 +101,10 @@ describe("a running release", function()
 
   it("refuses a second run while the first holds the lease (exit 5 naming the holder)", function()
     v1("l1")
-    local h = bg("l1", { "V=2", "BAD=1", "DEADLINE=4" })
+    -- a 1 s lease, renewed every third of it: still held 1.5 s into the run
+    local h = bg("l1", { "V=2", "BAD=1", "DEADLINE=4" }, "--lease-duration 1")
     assert.truthy(reach("l1", "Updating"))
+    S.sleep(1.5)
     local r = run("run " .. dir .. "/release.lua -q", { "NAME=l1", "NS=l1", "V=3" })
     assert.are.equal(5, r.code, r.stderr)
     assert.matches("held by [^%s]+@[^%s]+/%d+; its lease expires in %d+s", r.stderr)

@@ -151,6 +151,7 @@ function Engine:wait_for(n, deadline_at, phase)
   local outcome, message, not_ready = obs:run({
     check = self:check_fn(), deadline_at = deadline_at, progress = self.progress,
     tick = function() return self:tick() end,
+    tick_every = self.lease and math.min(0.5, self.lease.duration / 3) or 0.5,
   })
   self:drop_observer()
   self.progress:finish()
@@ -270,9 +271,26 @@ function Engine:hook(phase, from, to, why)
     if self.atom and self.atom.metadata.uid then
       self.client:event(self.atom, { type = "Warning", reason = "HookFailed",
         message = string.format("after hook of %s failed: %s", to, util.first_line(msg)) })
+      self:record_hook_error(to, msg)
     end
   end
   return nil, tostring(msg)
+end
+
+-- A failed after-hook does not change the state, but the record says so (status.hookError),
+-- written like every record write: with the resourceVersion, re-read on a conflict.
+function Engine:record_hook_error(state, msg)
+  for _ = 1, 5 do
+    local atom = util.copy(self.atom)
+    atom.status.hookError = { state = state, version = atom.status.version, message = util.first_line(msg),
+                              at = util.rfc3339() }
+    local live, err = records.write(self.client, atom)
+    if live then self.atom = live; return true end
+    if err ~= "conflict" then return nil, err end
+    local fresh = records.get(self.client, self.namespace, self.name)
+    if not fresh then return nil end
+    self.atom = fresh
+  end
 end
 
 function Engine:transition(from, to, why)

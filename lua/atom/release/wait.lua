@@ -5,7 +5,8 @@
 --       watch on the Atom, BEFORE the objects are applied: a Job that completes and is
 --       deleted at once (ttlSecondsAfterFinished: 0) is still seen complete.
 --   observer:run{ check = function(obj) -> state, message, deadline_at = wall seconds,
---                 tick = function() -> true | "cancel" | nil, err, progress = view }
+--                 tick = function() -> true | "cancel" | nil, err, tick_every = seconds
+--                 (at most this long between ticks; default 0.5), progress = view }
 --       -> outcome, message, not_ready | nil, err
 --       outcome: "ready"; "failed" (a check said failed: fail fast); "deadline" (still not
 --       ready after one last look at the deadline); "cancelled" (the Atom's cancel request
@@ -258,7 +259,7 @@ function Observer:run(opts)
       elseif t == nil and terr then return nil, terr end
     end
     if self.deferred then self:open_deferred() end
-    wait.poll(client, math.min(0.5, math.max(0.01, left)))
+    wait.poll(client, math.min(opts.tick_every or 0.5, math.max(0.01, left)))
   end
 end
 
