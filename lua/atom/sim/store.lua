@@ -176,13 +176,19 @@ local function owner_uids(obj)
   return out
 end
 
-function M:_index(rk, obj, old)
-  local uid = obj.metadata.uid
-  if old then
-    for _, o in ipairs(owner_uids(old)) do
-      if self.deps[o] then self.deps[o][uid] = nil end
+function M:_unlink(uid, obj)
+  for _, o in ipairs(owner_uids(obj)) do
+    local d = self.deps[o]
+    if d then
+      d[uid] = nil
+      if next(d) == nil then self.deps[o] = nil end
     end
   end
+end
+
+function M:_index(rk, obj, old)
+  local uid = obj.metadata.uid
+  if old then self:_unlink(uid, old) end
   self.by_uid[uid] = { rk = rk, ns = obj.metadata.namespace or "", name = obj.metadata.name }
   for _, o in ipairs(owner_uids(obj)) do
     local d = self.deps[o]
@@ -370,9 +376,7 @@ function M:_remove(rk, info, final, cur)
   m[cur.metadata.name] = nil
   local uid = cur.metadata.uid
   self.by_uid[uid] = nil
-  for _, o in ipairs(owner_uids(cur)) do
-    if self.deps[o] then self.deps[o][uid] = nil end
-  end
+  self:_unlink(uid, cur)
   final = final == cur and util.copy(cur) or final
   final.metadata.resourceVersion = tostring(self:_bump())
   self:_emit("DELETED", rk, final, cur)
