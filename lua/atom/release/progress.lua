@@ -57,16 +57,15 @@ function View:update(not_ready, total)
   local now = {}
   for _, n in ipairs(not_ready) do
     local text = n.state .. "\0" .. tostring(n.message)
-    now[n.key] = text
-    if self.last[n.key] ~= text then
+    now[n.key] = { text = text, object = n.object }
+    if (self.last[n.key] or {}).text ~= text then
       self:log({ { "release", self.release }, { "object", n.object }, { "state", n.state },
                  { "message", util.first_line(n.message) } })
     end
   end
-  for key in pairs(self.last) do
+  for key, was in pairs(self.last) do
     if not now[key] then
-      local obj = key:gsub("^[^/]*/", "")
-      self:log({ { "release", self.release }, { "object", obj }, { "state", "ready" } })
+      self:log({ { "release", self.release }, { "object", was.object }, { "state", "ready" } })
     end
   end
   self.last = now
