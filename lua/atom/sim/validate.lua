@@ -25,6 +25,22 @@ local function is_dns_subdomain(s)
 end
 M.is_dns_label, M.is_dns_subdomain = is_dns_label, is_dns_subdomain
 
+-- Label and annotation keys: [DNS-subdomain prefix "/"] name. Returns nil or the reason.
+function M.qualified_name_error(k)
+  if type(k) ~= "string" then return "must be a string" end
+  local prefix, name = k:match("^(.*)/(.*)$")
+  if not prefix then name = k end
+  if prefix and (prefix == "" or not is_dns_subdomain(prefix)) then
+    return "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+  end
+  if name == "" then return "name part must be non-empty" end
+  if #name > 63 then return "name part must be no more than 63 characters" end
+  if not name:match("^[%w][%w%-_%.]*$") or not name:match("[%w]$") then
+    return "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+  end
+  return nil
+end
+
 local PATH_SEGMENT_KINDS = {
   Role = true, ClusterRole = true, RoleBinding = true, ClusterRoleBinding = true,
 }
@@ -99,6 +115,15 @@ function M.object(info, obj)
     local cs = util.get_path(obj, "spec", "containers")
     if type(cs) ~= "table" or #cs == 0 then
       out[#out + 1] = cause("FieldValueRequired", "spec.containers", "Required value")
+    end
+  end
+  for _, which in ipairs({ "labels", "annotations" }) do
+    for k in pairs(type(meta[which]) == "table" and meta[which] or {}) do
+      local bad = M.qualified_name_error(k)
+      if bad then
+        out[#out + 1] = cause("FieldValueInvalid", "metadata." .. which,
+          string.format('Invalid value: "%s": %s', tostring(k), bad))
+      end
     end
   end
   local ann_size = 0
