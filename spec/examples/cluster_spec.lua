@@ -204,6 +204,57 @@ while true do t[#t + 1] = string.rep("y", 1 << 20) .. #t end
     assert.matches("release%.lua:2: .*heap ceiling", r.stderr)
   end)
 
+  it("ready-made hooks in a real run: webhook_notify posts, scale_down_canary scales", function()
+    s = sim.start({ ready_after = 0.2 })
+    -- A one-shot HTTP server in its own process: prints its port, then what it received.
+    local server = [[
+      local socket = require "socket"
+      local srv = assert(socket.bind("127.0.0.1", 0))
+      local _, p = srv:getsockname(); print(p); io.stdout:flush()
+      srv:settimeout(30)
+      local c = assert(srv:accept())
+      c:settimeout(5)
+      local first, len = nil, 0
+      for line in function() return c:receive("*l") end do
+        if line == "" then break end
+        first = first or line
+        len = tonumber(line:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")) or len
+      end
+      local body = c:receive(len)
+      c:send("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+      c:close()
+      print(first); print(body)
+    ]]
+    local proc = assert(io.popen("lua5.4 -e " .. sim.quote(server), "r"))
+    local port = proc:read("l")
+    local dir = write_release([[
+local atom = require "atom"
+local notify = require("atom.hooks.webhook_notify"){ url = atom.env("HOOK_URL"), required = true }
+local canary_off = require("atom.hooks.scale_down_canary"){ name = "web-canary" }
+local function deployment(name)
+  return { apiVersion = "apps/v1", kind = "Deployment", metadata = { name = name },
+    spec = { replicas = 2, selector = { matchLabels = { app = name } },
+      template = { metadata = { labels = { app = name } },
+        spec = { containers = { { name = "c", image = "nginx:1.27" } } } } } }
+end
+return {
+  name = "canary", namespace = "canary",
+  objects = { deployment("web"), deployment("web-canary") },
+  hooks = { after = { Running = function(ctx) notify(ctx); canary_off(ctx) end } },
+}
+]])
+    dirs[#dirs + 1] = dir
+    local r = atom_run(s, sim.quote(dir .. "/release.lua"),
+      { env = { "HOOK_URL=http://127.0.0.1:" .. port .. "/hooks/T1" } })
+    local request_line, body = proc:read("l"), proc:read("l")
+    proc:close()
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("POST /hooks/T1 HTTP/1.1", request_line)
+    assert.same({ text = "release canary v1: Updating => Running" }, require("cjson").decode(body))
+    local k = s:kubectl("get deployment web-canary -n canary -o jsonpath={.spec.replicas}")
+    assert.equal("0", k.stdout)
+  end)
+
   it("os.execute in a script is refused before anything is written (exit 2)", function()
     s = sim.start({ ready_after = 0.2 })
     local dir = write_release("os.execute('true')\nreturn { name = 'x', objects = {} }\n")
