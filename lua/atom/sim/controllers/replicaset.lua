@@ -2,18 +2,14 @@
 -- pods equal to spec.replicas and reports replicas / fullyLabeledReplicas /
 -- readyReplicas / availableReplicas / observedGeneration.
 --
--- Ownership: the owner->pods index and wake-up timers live in this closure.
+-- Ownership: the owner->pods index and wake-up timers live in this closure
+-- (util.workload).
 
 local util = require("atom.sim.controllers.util")
 
 local function setup(sim, rk, kind, api_version)
   local store = sim.store
-  local timers = util.timers(sim)
-  local marks = util.ready_marks(sim, rk)
-  local q
-  local pods = util.child_index(sim, "pods", kind, function(ref, child)
-    q.add(child.metadata.namespace, ref.name)
-  end)
+  local w = util.workload(sim, rk, kind)
 
   local function selector_of(rs)
     local sel = rs.spec and rs.spec.selector
@@ -42,7 +38,7 @@ local function setup(sim, rk, kind, api_version)
     local sel = selector_of(rs)
 
     local active = {}
-    for _, p in ipairs(pods.children(rs)) do
+    for _, p in ipairs(w.children(rs)) do
       if util.pod_active(p) then active[#active + 1] = p end
     end
 
@@ -69,20 +65,12 @@ local function setup(sim, rk, kind, api_version)
       active = keep
     end
 
-    local labeled, ready, available, wake = 0, 0, 0, nil
+    local labeled = 0
     for _, p in ipairs(active) do
       if util.selector_matches(sel, p.metadata.labels) then labeled = labeled + 1 end
-      if util.pod_ready(p) then ready = ready + 1 end
-      local ok, left = util.pod_available(sim, p, min_ready)
-      if ok then
-        available = available + 1
-      elseif left and (not wake or left < wake) then
-        wake = left
-      end
     end
-    if wake then
-      timers.set(rs.metadata.uid, wake, function() q.add(ns, name) end)
-    end
+    local ready, available, wake = util.pod_counts(sim, active, min_ready)
+    if wake then w.wake(rs, wake) end
 
     local st = util.copy(sim, rs.status or {})
     st.replicas = #active
@@ -90,29 +78,14 @@ local function setup(sim, rk, kind, api_version)
     st.readyReplicas = ready
     st.availableReplicas = available
     st.observedGeneration = rs.metadata.generation
-    -- These are omitempty in the API: a real server never shows them as 0.
-    for _, f in ipairs({ "fullyLabeledReplicas", "readyReplicas", "availableReplicas" }) do
-      if st[f] == 0 then st[f] = nil end
-    end
-    if not util.equal(st, rs.status) then
-      rs = util.write_status(sim, rk, rs, st) or rs
-    end
+    util.omit_zero(st, { "fullyLabeledReplicas", "readyReplicas", "availableReplicas" })
+    rs = util.save_status(sim, rk, rs, st)
     if #active == want and available >= want then
-      marks.mark(rs)
+      w.marks.mark(rs)
     end
   end
 
-  q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, erk, obj, old)
-    if erk ~= rk then return end
-    if not util.needs_reconcile(ev, obj, old) then return end
-    if ev == "DELETED" then
-      timers.cancel(obj.metadata.uid)
-      marks.forget(obj)
-      return
-    end
-    q.add(obj.metadata.namespace, obj.metadata.name)
-  end)
+  w.run(reconcile)
 end
 
 return function(sim)

@@ -43,18 +43,7 @@ end
 -- Deep equality, used to skip writes that would change nothing: every write
 -- bumps resourceVersion and wakes every watcher, and an unconditional write
 -- from a reconcile that reacts to its own writes would never settle.
-local function equal(a, b)
-  if a == b then return true end
-  if type(a) ~= "table" or type(b) ~= "table" then return false end
-  for k, v in pairs(a) do
-    if not equal(v, b[k]) then return false end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false end
-  end
-  return true
-end
-M.equal = equal
+M.equal = require("atom.sim.util").equal
 
 -- Work queue that coalesces reconcile requests per object key and drains them
 -- in one timer turn, so a burst of events for 5,000 objects costs one timer,
@@ -537,6 +526,39 @@ function M.write_status(sim, rk, obj, st)
   })
 end
 
+-- Write st as obj's status unless it equals the stored one (see M.equal for
+-- why). Returns the object as stored now.
+function M.save_status(sim, rk, obj, st)
+  if M.equal(st, obj.status) then return obj end
+  return M.write_status(sim, rk, obj, st) or obj
+end
+
+-- Drop the named status counts that are 0: they are omitempty in the API, so
+-- a real server never shows them as 0.
+function M.omit_zero(st, fields)
+  for _, f in ipairs(fields) do
+    if st[f] == 0 then st[f] = nil end
+  end
+end
+
+-- How many of pods are ready, and how many available (ready for min_ready
+-- seconds); the third result is how soon the first of the others becomes
+-- available, nil when none will without a change, so the caller can wake
+-- up then.
+function M.pod_counts(sim, pods, min_ready)
+  local ready, available, wake = 0, 0, nil
+  for _, p in ipairs(pods) do
+    if M.pod_ready(p) then ready = ready + 1 end
+    local ok, left = M.pod_available(sim, p, min_ready)
+    if ok then
+      available = available + 1
+    elseif left and (not wake or left < wake) then
+      wake = left
+    end
+  end
+  return ready, available, wake
+end
+
 function M.mark_ready(sim, rk, obj)
   if type(sim.mark_ready) == "function" then
     sim:mark_ready(rk, obj)
@@ -559,6 +581,49 @@ function M.ready_marks(sim, rk)
     seen[obj.metadata.uid] = nil
   end
   return m
+end
+
+-- Feeds q from the events of the controller's own resource rk. A status-only
+-- write skips the reconcile (see needs_reconcile) unless every is true, for a
+-- controller that reacts to its own status. On DELETED, forget(obj) drops
+-- the controller's per-object state instead.
+function M.watch(sim, rk, q, forget, every)
+  sim.store:subscribe(function(ev, erk, obj, old)
+    if erk ~= rk then return end
+    if not every and not M.needs_reconcile(ev, obj, old) then return end
+    if ev == "DELETED" then
+      if forget then forget(obj) end
+      return
+    end
+    q.add(obj.metadata.namespace, obj.metadata.name)
+  end)
+end
+
+-- The frame of a workload controller (ReplicaSet, StatefulSet, DaemonSet, Job,
+-- Deployment, CronJob): per object a wake-up timer and a ready mark, and
+-- w.children(owner), what it owns (child_rk, pods by default) from an index
+-- that queues the owner whenever a child changes. Once reconcile(ns, name) is
+-- defined, w.run(reconcile, forget) makes the queue w.q and watches rk; on
+-- delete the timer and mark go, and forget(obj) drops any other state.
+function M.workload(sim, rk, kind, child_rk)
+  local w = { timers = M.timers(sim), marks = M.ready_marks(sim, rk) }
+  w.children = M.child_index(sim, child_rk or "pods", kind, function(ref, child)
+    w.q.add(child.metadata.namespace, ref.name)
+  end).children
+  -- Reconcile obj again after delay seconds (replacing an earlier wake-up).
+  function w.wake(obj, delay)
+    local ns, name = obj.metadata.namespace, obj.metadata.name
+    w.timers.set(obj.metadata.uid, delay, function() w.q.add(ns, name) end)
+  end
+  function w.run(reconcile, forget)
+    w.q = M.queue(sim, reconcile)
+    M.watch(sim, rk, w.q, function(obj)
+      w.timers.cancel(obj.metadata.uid)
+      w.marks.forget(obj)
+      if forget then forget(obj) end
+    end)
+  end
+  return w
 end
 
 return M
