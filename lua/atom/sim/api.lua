@@ -197,6 +197,16 @@ local function do_list(sim, r)
   local q = r.q
   local ls, fs, err = selectors_of(q)
   if err then return status_resp(err) end
+  local want = tonumber(q.resourceVersion)
+  if want and want > sim.store.rv then
+    return status_resp(status.new(504, string.format("Too large resource version: %d, current: %d",
+      want, sim.store.rv), "Timeout", { causes = { { reason = "ResourceVersionTooLarge",
+      message = "Too large resource version" } }, retryAfterSeconds = 1 }))
+  end
+  if want and q.resourceVersionMatch == "Exact" and want < sim.store.compacted_rv then
+    return status_resp(status.expired(string.format("too old resource version: %d (%d)", want,
+      sim.store.compacted_rv + 1)))
+  end
   local items = list_objects(sim, r, ls, fs)
   local list_rv = sim.store.rv
   local cont, remaining
