@@ -2,7 +2,7 @@
 -- maxUnavailable, and desiredNumberScheduled / currentNumberScheduled /
 -- numberReady / numberAvailable / updatedNumberScheduled / observedGeneration.
 --
--- Ownership: the owner->pods index lives in this closure.
+-- Ownership: the owner->pods index lives in this closure (util.workload).
 
 local util = require("atom.sim.controllers.util")
 
@@ -11,12 +11,7 @@ local HASH = "controller-revision-hash"
 
 return function(sim)
   local store = sim.store
-  local marks = util.ready_marks(sim, RK)
-  local timers = util.timers(sim)
-  local q
-  local pods = util.child_index(sim, "pods", "DaemonSet", function(ref, child)
-    q.add(child.metadata.namespace, ref.name)
-  end)
+  local w = util.workload(sim, RK, "DaemonSet")
 
   -- Nodes the DaemonSet's pods may run on: schedulable and matching the
   -- template's nodeSelector.
@@ -48,7 +43,7 @@ return function(sim)
     local min_ready = spec.minReadySeconds or 0
 
     local on_node = {}
-    for _, p in ipairs(pods.children(ds)) do
+    for _, p in ipairs(w.children(ds)) do
       if util.pod_active(p) then
         local n = p.spec and p.spec.nodeName
         if n then on_node[n] = p end
@@ -86,21 +81,17 @@ return function(sim)
       end
     end
 
-    local current, ready, available, updated, wake = 0, 0, 0, 0, nil
+    local live, updated = {}, 0
     for _, n in ipairs(nodes) do
       local p = on_node[n]
       if p then
-        current = current + 1
-        if util.pod_ready(p) then ready = ready + 1 end
-        local ok, left = util.pod_available(sim, p, min_ready)
-        if ok then available = available + 1
-        elseif left and (not wake or left < wake) then wake = left end
+        live[#live + 1] = p
         if (p.metadata.labels or {})[HASH] == hash then updated = updated + 1 end
       end
     end
-    if wake then
-      timers.set(ds.metadata.uid, wake, function() q.add(ns, name) end)
-    end
+    local current = #live
+    local ready, available, wake = util.pod_counts(sim, live, min_ready)
+    if wake then w.wake(ds, wake) end
 
     local st = util.copy(sim, ds.status or {})
     st.observedGeneration = ds.metadata.generation
@@ -111,30 +102,18 @@ return function(sim)
     st.numberAvailable = available > 0 and available or nil
     st.numberUnavailable = desired - available > 0 and (desired - available) or nil
     st.updatedNumberScheduled = updated > 0 and updated or nil
-    if not util.equal(st, ds.status) then
-      ds = util.write_status(sim, RK, ds, st) or ds
-    end
+    ds = util.save_status(sim, RK, ds, st)
     if updated >= desired and available >= desired and ready >= desired and current >= desired then
-      marks.mark(ds)
+      w.marks.mark(ds)
     end
   end
 
-  q = util.queue(sim, reconcile)
+  w.run(reconcile)
+  -- A node coming or going changes where every DaemonSet runs.
   store:subscribe(function(ev, rk, obj, old)
-    if rk == "nodes" then
-      if not util.needs_reconcile(ev, obj, old) then return end
-      for _, ds in ipairs(store:list(RK, nil, nil)) do
-        q.add(ds.metadata.namespace, ds.metadata.name)
-      end
-      return
+    if rk ~= "nodes" or not util.needs_reconcile(ev, obj, old) then return end
+    for _, ds in ipairs(store:list(RK, nil, nil)) do
+      w.q.add(ds.metadata.namespace, ds.metadata.name)
     end
-    if rk ~= RK then return end
-    if not util.needs_reconcile(ev, obj, old) then return end
-    if ev == "DELETED" then
-      timers.cancel(obj.metadata.uid)
-      marks.forget(obj)
-      return
-    end
-    q.add(obj.metadata.namespace, obj.metadata.name)
   end)
 end

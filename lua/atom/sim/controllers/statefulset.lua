@@ -4,7 +4,7 @@
 -- template hash, rolling update in reverse ordinal order down to `partition`,
 -- and the status fields kubectl rollout status and atom's checks read.
 --
--- Ownership: the owner->pods index lives in this closure.
+-- Ownership: the owner->pods index lives in this closure (util.workload).
 
 local util = require("atom.sim.controllers.util")
 
@@ -13,20 +13,20 @@ local HASH = "controller-revision-hash"
 
 return function(sim)
   local store = sim.store
-  local marks = util.ready_marks(sim, RK)
-  local timers = util.timers(sim)
-  local q
-  local pods = util.child_index(sim, "pods", "StatefulSet", function(ref, child)
-    q.add(child.metadata.namespace, ref.name)
-  end)
+  local w = util.workload(sim, RK, "StatefulSet")
 
   local function retention(s)
     return (s.spec or {}).persistentVolumeClaimRetentionPolicy or {}
   end
 
+  -- The claim of pod i from a volumeClaimTemplate: <template>-<set>-<i>.
+  local function claim_name(s, vct, i)
+    return ((vct.metadata or {}).name or "data") .. "-" .. s.metadata.name .. "-" .. i
+  end
+
   local function delete_claims(s, i)
     for _, vct in ipairs(s.spec.volumeClaimTemplates or {}) do
-      local cname = ((vct.metadata or {}).name or "data") .. "-" .. s.metadata.name .. "-" .. i
+      local cname = claim_name(s, vct, i)
       if store:get("persistentvolumeclaims", s.metadata.namespace, cname) then
         store:delete("persistentvolumeclaims", s.metadata.namespace, cname, { propagation = "Background" })
       end
@@ -55,7 +55,7 @@ return function(sim)
     local claims = {}
     for _, vct in ipairs(s.spec.volumeClaimTemplates or {}) do
       local tname = vct.metadata and vct.metadata.name or "data"
-      local cname = tname .. "-" .. s.metadata.name .. "-" .. i
+      local cname = claim_name(s, vct, i)
       claims[#claims + 1] = { vol = tname, claim = cname }
       if not store:get("persistentvolumeclaims", s.metadata.namespace, cname) then
         local labels = util.copy(sim, (s.spec.selector or {}).matchLabels or {})
@@ -125,7 +125,7 @@ return function(sim)
     local current_rev = st.currentRevision or update_rev
 
     local by_ord, extra = {}, {}
-    for _, p in ipairs(pods.children(s)) do
+    for _, p in ipairs(w.children(s)) do
       local i = tonumber(p.metadata.name:match("%-(%d+)$"))
       if i and i < replicas then
         by_ord[i] = p
@@ -175,24 +175,19 @@ return function(sim)
       end
     end
 
-    local count, ready, available, current, updated, wake = 0, 0, 0, 0, 0, nil
+    local live, current, updated = {}, 0, 0
     for i = 0, replicas - 1 do
       local p = by_ord[i]
       if p then
-        count = count + 1
-        if util.pod_ready(p) then ready = ready + 1 end
-        local ok, left = util.pod_available(sim, p, min_ready)
-        if ok then available = available + 1
-        elseif left and (not wake or left < wake) then wake = left end
+        live[#live + 1] = p
         local rev = (p.metadata.labels or {})[HASH]
         if rev == current_rev then current = current + 1 end
         if rev == update_rev then updated = updated + 1 end
       end
     end
-    count = count + #extra
-    if wake then
-      timers.set(s.metadata.uid, wake, function() q.add(ns, name) end)
-    end
+    local count = #live + #extra
+    local ready, available, wake = util.pod_counts(sim, live, min_ready)
+    if wake then w.wake(s, wake) end
     -- The rollout is complete: the update revision becomes current.
     if updated == count and ready == count and count == replicas then
       current_rev = update_rev
@@ -208,24 +203,12 @@ return function(sim)
     st.currentRevision = current_rev
     st.updateRevision = update_rev
     st.collisionCount = st.collisionCount or 0
-    if not util.equal(st, s.status) then
-      s = util.write_status(sim, RK, s, st) or s
-    end
+    s = util.save_status(sim, RK, s, st)
     if ready >= replicas and count == replicas and updated >= replicas - partition
       and (partition > 0 or current_rev == update_rev) then
-      marks.mark(s)
+      w.marks.mark(s)
     end
   end
 
-  q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj, old)
-    if rk ~= RK then return end
-    if not util.needs_reconcile(ev, obj, old) then return end
-    if ev == "DELETED" then
-      timers.cancel(obj.metadata.uid)
-      marks.forget(obj)
-      return
-    end
-    q.add(obj.metadata.namespace, obj.metadata.name)
-  end)
+  w.run(reconcile)
 end
