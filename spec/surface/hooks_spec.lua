@@ -76,6 +76,25 @@ return {
     assert.is_false(getmetatable(view))
   end)
 
+  it("keeps the engine's watch events away from a hook that polls, and hands them back", function()
+    local hooks = require "atom.release.hooks"
+    local engine_w, closed = {}, false
+    local client = { events = {} }
+    local hook_w = { close = function() closed = true end }
+    function client:watch() return hook_w end
+    function client:poll()
+      return { { watcher = engine_w, type = "ADDED" }, { watcher = hook_w, type = "MODIFIED" } }
+    end
+    local hctx, finish = hooks.context({ kube = client }, r)
+    local w = hctx.kube:watch("batch/v1", "Job", "shop", {})
+    assert.equal(hook_w, w)
+    assert.same({ { watcher = hook_w, type = "MODIFIED" } }, hctx.kube:poll(0))
+    assert.same({}, client.events)
+    finish()
+    assert.is_true(closed)
+    assert.same({ { watcher = engine_w, type = "ADDED" } }, client.events)
+  end)
+
   it("lets a hook run a Job through ctx.run_job", function()
     local kube = fake.new({ job_outcome = "Complete" })
     assert.is_true(r:run_hook("after", "Running", { kube = kube, namespace = "shop", log = function() end }))

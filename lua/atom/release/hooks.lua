@@ -12,8 +12,8 @@
 --         -> status, body | nil, message       (atom.http, the kube client's transport)
 --   An error names the hook, its file:line and carries the traceback; a hook stopped by
 --   a budget is reported the same way, naming the budget.
--- hooks.context(ctx, release) -> the extended copy (for callers that run helpers outside
---   a hook, e.g. specs).
+-- hooks.context(ctx, release) -> the extended copy, finish (call finish() once the hook
+--   is done: it closes the hook's watches and hands back the engine's events).
 local jobs = require "atom.release.jobs"
 
 local hooks = {}
@@ -44,16 +44,41 @@ local function http_request(req)
 end
 
 -- The client as hooks see it: its methods and plain fields, read-only, so a hook cannot
--- replace what the engine calls after it (outside any budget).
+-- replace what the engine calls after it (outside any budget). The client is shared with
+-- the engine, so watches opened through the view are the hook's: its poll returns only
+-- their events and keeps the engine's aside. Returns view, finish; finish() closes the
+-- hook's watches and hands the kept events back to the client (hooks.run calls it).
 function hooks.client_view(client)
-  if type(client) ~= "table" then return client end
-  local view = {}
-  local bound = {}
+  if type(client) ~= "table" then return client, function() end end
+  local view, bound = {}, {}
+  local mine, kept = {}, {}
+  local special = {
+    watch = function(_, ...)
+      local w, err = client:watch(...)
+      if w then mine[#mine + 1] = w; mine[w] = true end
+      return w, err
+    end,
+    poll = function(_, timeout)
+      local out = {}
+      for _, ev in ipairs(client:poll(timeout) or {}) do
+        if mine[ev.watcher] then out[#out + 1] = ev else kept[#kept + 1] = ev end
+      end
+      return out
+    end,
+  }
+  local function finish()
+    for i = 1, #mine do
+      local w = mine[i]
+      if type(w) == "table" and not w.closed and w.close then pcall(w.close, w) end
+    end
+    jobs.hand_back(client, kept)
+    kept = {}
+  end
   return setmetatable(view, {
     __index = function(_, k)
       local v = client[k]
       if type(v) == "function" then
-        bound[k] = bound[k] or function(self_, ...)
+        bound[k] = bound[k] or special[k] or function(self_, ...)
           if self_ == view then self_ = client end
           return v(self_, ...)
         end
@@ -66,7 +91,7 @@ function hooks.client_view(client)
       error("ctx.kube is read-only (cannot set " .. tostring(k) .. ")", 2)
     end,
     __metatable = false,
-  })
+  }), finish
 end
 
 function hooks.context(ctx, release)
@@ -87,8 +112,9 @@ function hooks.context(ctx, release)
     end
   end
   out.http = out.http or http_request
-  out.kube = hooks.client_view(out.kube)
-  return out
+  local finish
+  out.kube, finish = hooks.client_view(out.kube)
+  return out, finish
 end
 
 function hooks.run(release, phase, state_name, ctx)
@@ -100,7 +126,9 @@ function hooks.run(release, phase, state_name, ctx)
   local name = string.format("hook %s %s (%s)", phase, state_name, where)
   local limits = release.limits
   local seconds = limits.hook_seconds or limits.seconds
-  local ok, a, kind = release:call(seconds, fn, hooks.context(ctx, release))
+  local hctx, finish = hooks.context(ctx, release)
+  local ok, a, kind = release:call(seconds, fn, hctx)
+  finish()
   if ok then return true end
   local budget = script.budget_text(kind, limits, seconds)
   if budget then
