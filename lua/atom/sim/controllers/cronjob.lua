@@ -95,22 +95,10 @@ local function next_after(c, t)
   return nil
 end
 
-local function job_finished(job)
-  for _, t in ipairs({ "Complete", "Failed" }) do
-    local cnd = util.get_condition(job, t)
-    if cnd and cnd.status == "True" then return t end
-  end
-  return nil
-end
-
 return function(sim)
   local store, clock = sim.store, sim.clock
-  local timers = util.timers(sim)
+  local w = util.workload(sim, RK, "CronJob", JOB_RK)
   local parsed = {}
-  local q
-  local jobs = util.child_index(sim, JOB_RK, "CronJob", function(ref, child)
-    q.add(child.metadata.namespace, ref.name)
-  end)
 
   local function schedule_of(s)
     local c = parsed[s]
@@ -130,8 +118,8 @@ return function(sim)
 
     local active, ok_jobs, failed_jobs = {}, {}, {}
     local last_success = util.parse_time(st.lastSuccessfulTime)
-    for _, j in ipairs(jobs.children(cj)) do
-      local how = job_finished(j)
+    for _, j in ipairs(w.children(cj)) do
+      local how = util.job_finished(j)
       if how == "Complete" then
         ok_jobs[#ok_jobs + 1] = j
         local ct = util.parse_time((j.status or {}).completionTime)
@@ -200,10 +188,10 @@ return function(sim)
       end
       local nxt = next_after(c, tnow)
       if nxt then
-        timers.set(cj.metadata.uid, nxt - tnow, function() q.add(ns, name) end)
+        w.wake(cj, nxt - tnow)
       end
     else
-      timers.cancel(cj.metadata.uid)
+      w.timers.cancel(cj.metadata.uid)
     end
 
     local refs = {}
@@ -214,19 +202,8 @@ return function(sim)
     end
     st.active = #refs > 0 and refs or nil
     if last_success then st.lastSuccessfulTime = clock:rfc3339(last_success) end
-    if not util.equal(st, cj.status) then
-      util.write_status(sim, RK, cj, st)
-    end
+    util.save_status(sim, RK, cj, st)
   end
 
-  q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj, old)
-    if rk ~= RK then return end
-    if not util.needs_reconcile(ev, obj, old) then return end
-    if ev == "DELETED" then
-      timers.cancel(obj.metadata.uid)
-      return
-    end
-    q.add(obj.metadata.namespace, obj.metadata.name)
-  end)
+  w.run(reconcile)
 end

@@ -3,7 +3,8 @@
 -- FailureTarget+Failed (BackoffLimitExceeded, DeadlineExceeded) like 1.31+,
 -- honours suspend, activeDeadlineSeconds and ttlSecondsAfterFinished.
 --
--- Ownership: the owner->pods index and TTL/deadline timers live in this closure.
+-- Ownership: the owner->pods index and TTL/deadline timers live in this
+-- closure (util.workload).
 
 local util = require("atom.sim.controllers.util")
 
@@ -27,30 +28,25 @@ local function index_ranges(set, n)
   return table.concat(parts, ",")
 end
 
+-- When the Job finished (nil while it runs), and how.
 local function finished_at(job)
-  for _, t in ipairs({ "Complete", "Failed" }) do
-    local c = util.get_condition(job, t)
-    if c and c.status == "True" then
-      return util.parse_time((job.status or {}).completionTime) or util.parse_time(c.lastTransitionTime), t
-    end
-  end
-  return nil
+  local how, c = util.job_finished(job)
+  if not how then return nil end
+  return util.parse_time((job.status or {}).completionTime) or util.parse_time(c.lastTransitionTime), how
+end
+
+-- A Job's end is two conditions with one reason: the target (SuccessCriteriaMet
+-- or FailureTarget) that 1.31+ sets first, then the final one.
+local function conclude(conds, target, final, reason, message, now)
+  util.set_condition(conds, target, "True", reason, message, now)
+  util.set_condition(conds, final, "True", reason, message, now)
 end
 
 return function(sim)
   local store, clock = sim.store, sim.clock
-  local marks = util.ready_marks(sim, RK)
   local recorder = util.recorder(sim, "job-controller")
-  local timers = util.timers(sim)
-  local q
-  local pods = util.child_index(sim, "pods", "Job", function(ref, child)
-    q.add(child.metadata.namespace, ref.name)
-  end)
-
-  local function write_status(job, st)
-    if util.equal(st, job.status) then return job end
-    return util.write_status(sim, RK, job, st) or job
-  end
+  local w = util.workload(sim, RK, "Job")
+  local timers = w.timers
 
   local function schedule_ttl(job)
     local spec = job.spec or {}
@@ -97,7 +93,7 @@ return function(sim)
       return tonumber(((p.metadata.annotations or {})[IDX]))
     end
     local active, succeeded, failed, ready = {}, 0, 0, 0
-    for _, p in ipairs(pods.children(job)) do
+    for _, p in ipairs(w.children(job)) do
       local phase = (p.status or {}).phase
       if indexed and phase == "Succeeded" and index_of(p) then
         done_idx[index_of(p)] = true
@@ -119,6 +115,11 @@ return function(sim)
       end
       active, ready = {}, 0
     end
+    local function fail(reason, message)
+      stop_active()
+      conclude(st.conditions, "FailureTarget", "Failed", reason, message, now)
+      recorder.event(job, "Warning", reason, message)
+    end
 
     if spec.suspend then
       stop_active()
@@ -139,25 +140,13 @@ return function(sim)
       end
       if done then
         stop_active()
-        util.set_condition(st.conditions, "SuccessCriteriaMet", "True", "CompletionsReached",
-          "Reached expected number of succeeded pods", now)
-        util.set_condition(st.conditions, "Complete", "True", "CompletionsReached",
+        conclude(st.conditions, "SuccessCriteriaMet", "Complete", "CompletionsReached",
           "Reached expected number of succeeded pods", now)
         st.completionTime = now
       elseif failed > backoff then
-        stop_active()
-        util.set_condition(st.conditions, "FailureTarget", "True", "BackoffLimitExceeded",
-          "Job has reached the specified backoff limit", now)
-        util.set_condition(st.conditions, "Failed", "True", "BackoffLimitExceeded",
-          "Job has reached the specified backoff limit", now)
-        recorder.event(job, "Warning", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+        fail("BackoffLimitExceeded", "Job has reached the specified backoff limit")
       elseif ads and started + ads <= tnow then
-        stop_active()
-        util.set_condition(st.conditions, "FailureTarget", "True", "DeadlineExceeded",
-          "Job was active longer than specified deadline", now)
-        util.set_condition(st.conditions, "Failed", "True", "DeadlineExceeded",
-          "Job was active longer than specified deadline", now)
-        recorder.event(job, "Warning", "DeadlineExceeded", "Job was active longer than specified deadline")
+        fail("DeadlineExceeded", "Job was active longer than specified deadline")
       else
         local want = parallelism
         if completions ~= nil then want = math.min(parallelism, completions - succeeded) end
@@ -197,7 +186,7 @@ return function(sim)
           if created then active[#active + 1] = created end
         end
         if ads then
-          timers.set(uid, math.max(started + ads - tnow, 0), function() q.add(ns, name) end)
+          w.wake(job, math.max(started + ads - tnow, 0))
         end
       end
     end
@@ -213,24 +202,14 @@ return function(sim)
     st.ready = ready
     st.terminating = 0
     if #st.conditions == 0 then st.conditions = nil end
-    job = write_status(job, st)
-    if finished_at(job) then
-      local _, how = finished_at(job)
-      if how == "Complete" then marks.mark(job) end
+    job = util.save_status(sim, RK, job, st)
+    local at, how = finished_at(job)
+    if at then
+      if how == "Complete" then w.marks.mark(job) end
       timers.cancel(job.metadata.uid)
       schedule_ttl(job)
     end
   end
 
-  q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj, old)
-    if rk ~= RK then return end
-    if not util.needs_reconcile(ev, obj, old) then return end
-    if ev == "DELETED" then
-      timers.cancel(obj.metadata.uid)
-      marks.forget(obj)
-      return
-    end
-    q.add(obj.metadata.namespace, obj.metadata.name)
-  end)
+  w.run(reconcile)
 end

@@ -384,6 +384,16 @@ function M.get_condition(obj, ctype)
   return nil
 end
 
+-- How a Job finished, "Complete" or "Failed" (nil while it runs), and the
+-- condition that says so.
+function M.job_finished(job)
+  for _, t in ipairs({ "Complete", "Failed" }) do
+    local c = M.get_condition(job, t)
+    if c and c.status == "True" then return t, c end
+  end
+  return nil
+end
+
 function M.pod_ready(pod)
   local st = pod.status
   if not st or st.phase ~= "Running" then return false end
