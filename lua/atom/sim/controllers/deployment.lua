@@ -6,7 +6,7 @@
 -- ProgressDeadlineExceeded, DeploymentPaused/Resumed).
 --
 -- Ownership: the owner->ReplicaSets index and deadline timers live in this
--- closure; everything else is read from and written to the store.
+-- closure (util.workload); everything else is read from and written to the store.
 
 local util = require("atom.sim.controllers.util")
 
@@ -25,16 +25,10 @@ local function spec_replicas(rs)
   return r
 end
 
-local function omit_zero(st, fields)
-  for _, f in ipairs(fields) do
-    if st[f] == 0 then st[f] = nil end
-  end
-end
-
 return function(sim)
   local store, clock = sim.store, sim.clock
-  local timers = util.timers(sim)
-  local marks = util.ready_marks(sim, RK)
+  local w = util.workload(sim, RK, "Deployment", RS_RK)
+  local timers = w.timers
   -- The template only changes with the generation, so its hash is kept per
   -- uid and generation: hashing on every reconcile was the main CPU cost.
   local hashes = {} -- uid -> { gen, hash }
@@ -47,10 +41,6 @@ return function(sim)
     hashes[uid] = { gen, v }
     return v
   end
-  local q
-  local rsidx = util.child_index(sim, RS_RK, "Deployment", function(ref, child)
-    q.add(child.metadata.namespace, ref.name)
-  end)
 
   local function scale(rs, n, d, max_surge)
     if spec_replicas(rs) == n then return rs end
@@ -118,7 +108,7 @@ return function(sim)
 
     local hash = template_hash(d)
     local new_rs, olds, max_rev = nil, {}, 0
-    for _, rs in ipairs(rsidx.children(d)) do
+    for _, rs in ipairs(w.children(d)) do
       if rs.metadata.deletionTimestamp == nil then
         local labels = rs.metadata.labels or {}
         if labels["pod-template-hash"] == hash and not new_rs then
@@ -278,7 +268,7 @@ return function(sim)
     st.readyReplicas = ready
     st.availableReplicas = available
     st.unavailableReplicas = math.max(0, total_spec - available)
-    omit_zero(st, { "replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas" })
+    util.omit_zero(st, { "replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas" })
 
     if available >= replicas - max_unav then
       util.set_condition(st.conditions, "Available", "True", "MinimumReplicasAvailable",
@@ -338,7 +328,7 @@ return function(sim)
         local at = since + pds
         if deadlines[d.metadata.uid] ~= at or not timers.has(d.metadata.uid) then
           deadlines[d.metadata.uid] = at
-          timers.set(d.metadata.uid, math.max(left, 0) + 0.001, function() q.add(ns, name) end)
+          w.wake(d, math.max(left, 0) + 0.001)
         end
       else
         deadlines[d.metadata.uid] = nil
@@ -346,26 +336,15 @@ return function(sim)
       end
     end
 
-    if not util.equal(st, d.status) then
-      d = util.write_status(sim, RK, d, st) or d
-    end
+    d = util.save_status(sim, RK, d, st)
     if complete and available >= replicas then
       local av = util.get_condition({ status = st }, "Available")
-      if av and av.status == "True" then marks.mark(d) end
+      if av and av.status == "True" then w.marks.mark(d) end
     end
   end
 
-  q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj, old)
-    if rk ~= RK then return end
-    if not util.needs_reconcile(ev, obj, old) then return end
-    if ev == "DELETED" then
-      timers.cancel(obj.metadata.uid)
-      marks.forget(obj)
-      hashes[obj.metadata.uid] = nil
-      deadlines[obj.metadata.uid] = nil
-      return
-    end
-    q.add(obj.metadata.namespace, obj.metadata.name)
+  w.run(reconcile, function(obj)
+    hashes[obj.metadata.uid] = nil
+    deadlines[obj.metadata.uid] = nil
   end)
 end
