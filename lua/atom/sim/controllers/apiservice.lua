@@ -42,9 +42,7 @@ return function(sim)
     local st = util.copy(sim, as.status or {})
     st.conditions = st.conditions or {}
     util.set_condition(st.conditions, "Available", status, reason, msg, clock:rfc3339(clock:now()))
-    if not util.equal(st, as.status) then
-      as = util.write_status(sim, RK, as, st) or as
-    end
+    as = util.save_status(sim, RK, as, st)
     if status == "True" then util.mark_ready(sim, RK, as) end
   end
 

@@ -66,9 +66,7 @@ return function(sim)
       end
     end
     st.storedVersions = #stored > 0 and stored or nil
-    if not util.equal(st, crd.status) then
-      crd = util.write_status(sim, RK, crd, st) or crd
-    end
+    crd = util.save_status(sim, RK, crd, st)
     if not reason then marks.mark(crd) end
   end
 
@@ -92,15 +90,8 @@ return function(sim)
     end
   end
 
-  local q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj, old)
-    if rk ~= RK then return end
-    if not util.needs_reconcile(ev, obj, old) then return end
-    if ev == "DELETED" then
-      timers.cancel(obj.metadata.name)
-      marks.forget(obj)
-      return
-    end
-    q.add(nil, obj.metadata.name)
+  util.watch(sim, RK, util.queue(sim, reconcile), function(obj)
+    timers.cancel(obj.metadata.name)
+    marks.forget(obj)
   end)
 end

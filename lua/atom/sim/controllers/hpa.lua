@@ -79,9 +79,7 @@ return function(sim)
           " replica count", now)
       end
     end
-    if not util.equal(st, hpa.status) then
-      util.write_status(sim, RK, hpa, st)
-    end
+    util.save_status(sim, RK, hpa, st)
   end
 
   local q = util.queue(sim, reconcile)

@@ -25,38 +25,29 @@ return function(sim)
     store:update(RK, upd)
   end
 
+  local function set_phase(ns, phase)
+    local st = util.copy(sim, ns.status or {})
+    st.phase = phase
+    util.write_status(sim, RK, ns, st)
+  end
+
   local function reconcile(_, name)
     local ns = store:get(RK, nil, name)
     if not ns then return end
     local st = ns.status or {}
     if ns.metadata.deletionTimestamp then
-      if st.phase ~= "Terminating" then
-        local upd = util.copy(sim, ns)
-        upd.status = util.copy(sim, st)
-        upd.status.phase = "Terminating"
-        store:update_status(RK, upd)
-      end
+      if st.phase ~= "Terminating" then set_phase(ns, "Terminating") end
       -- Seen as Terminating for a moment, as on a real cluster; the store
       -- has already deleted the contents.
       if not timers.has(name) then
         timers.set(name, util.short_delay(sim), function() finalize(name) end)
       end
     elseif st.phase ~= "Active" then
-      local upd = util.copy(sim, ns)
-      upd.status = util.copy(sim, st)
-      upd.status.phase = "Active"
-      store:update_status(RK, upd)
+      set_phase(ns, "Active")
     end
   end
 
   local q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj)
-    if rk ~= RK then return end
-    if ev == "DELETED" then
-      timers.cancel(obj.metadata.name)
-      return
-    end
-    q.add(nil, obj.metadata.name)
-  end)
+  util.watch(sim, RK, q, function(obj) timers.cancel(obj.metadata.name) end, true)
   for _, ns in ipairs(store:list(RK, nil, nil)) do q.add(nil, ns.metadata.name) end
 end

@@ -47,9 +47,7 @@ return function(sim)
       util.set_condition(st.conditions, "DisruptionAllowed", "False", "InsufficientPods", "", now)
     end
     for _, c in ipairs(st.conditions) do c.observedGeneration = pdb.metadata.generation end
-    if not util.equal(st, pdb.status) then
-      util.write_status(sim, RK, pdb, st)
-    end
+    util.save_status(sim, RK, pdb, st)
   end
 
   local q = util.queue(sim, reconcile)

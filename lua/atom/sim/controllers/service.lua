@@ -29,9 +29,7 @@ return function(sim)
     end
     local st = util.copy(sim, svc.status or {})
     st.loadBalancer = { ingress = { { ip = ip, ipMode = "VIP" } } }
-    if not util.equal(st, svc.status) then
-      svc = util.write_status(sim, RK, svc, st) or svc
-    end
+    svc = util.save_status(sim, RK, svc, st)
     marks.mark(svc)
   end
 
@@ -52,25 +50,19 @@ return function(sim)
       local lb = (svc.status or {}).loadBalancer
       if lb and lb.ingress then
         -- No longer a LoadBalancer: the address is released.
-        local upd = util.copy(sim, svc)
-        upd.status = util.copy(sim, svc.status)
-        upd.status.loadBalancer = {}
-        store:update_status(RK, upd)
+        local st = util.copy(sim, svc.status)
+        st.loadBalancer = {}
+        util.write_status(sim, RK, svc, st)
       end
       assigned[svc.metadata.uid] = nil
       marks.mark(svc)
     end
   end
 
-  local q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj)
-    if rk ~= RK then return end
-    if ev == "DELETED" then
-      timers.cancel(obj.metadata.uid)
-      assigned[obj.metadata.uid] = nil
-      marks.forget(obj)
-      return
-    end
-    q.add(obj.metadata.namespace, obj.metadata.name)
-  end)
+  -- Every event, status writes too: the address assigned is what marks it ready.
+  util.watch(sim, RK, util.queue(sim, reconcile), function(obj)
+    timers.cancel(obj.metadata.uid)
+    assigned[obj.metadata.uid] = nil
+    marks.forget(obj)
+  end, true)
 end
