@@ -41,6 +41,13 @@ return function(sim)
     return nil
   end
 
+  -- A claim waiting for a class or for the provisioner shows Pending.
+  local function pending(pvc)
+    if ((pvc.status or {}).phase) ~= "Pending" then
+      util.write_status(sim, RK, pvc, { phase = "Pending" })
+    end
+  end
+
   local function bind(ns, name)
     local pvc = store:get(RK, ns, name)
     if not pvc or pvc.metadata.deletionTimestamp then return end
@@ -48,11 +55,7 @@ return function(sim)
     if util.rule_for(sim, pvc).never_ready then return end
     local class = class_for(pvc)
     if not class then
-      if ((pvc.status or {}).phase) ~= "Pending" then
-        local upd = util.copy(sim, pvc)
-        upd.status = { phase = "Pending" }
-        store:update_status(RK, upd)
-      end
+      pending(pvc)
       return
     end
     local spec = pvc.spec or {}
@@ -78,11 +81,7 @@ return function(sim)
             name = name, uid = pvc.metadata.uid, resourceVersion = pvc.metadata.resourceVersion },
         },
       })
-      if pv then
-        local u = util.copy(sim, pv)
-        u.status = { phase = "Bound" }
-        store:update_status(PV_RK, u)
-      end
+      if pv then util.write_status(sim, PV_RK, pv, { phase = "Bound" }) end
     end
     local upd = util.copy(sim, pvc)
     upd.spec = upd.spec or {}
@@ -93,9 +92,8 @@ return function(sim)
     upd.metadata.annotations["volume.beta.kubernetes.io/storage-provisioner"] = "atom.sim/hostpath"
     upd.metadata.annotations["volume.kubernetes.io/storage-provisioner"] = "atom.sim/hostpath"
     pvc = store:update(RK, upd) or pvc
-    local s = util.copy(sim, pvc)
-    s.status = { phase = "Bound", accessModes = modes, capacity = { storage = size } }
-    pvc = store:update_status(RK, s) or pvc
+    pvc = util.write_status(sim, RK, pvc,
+      { phase = "Bound", accessModes = modes, capacity = { storage = size } }) or pvc
     marks.mark(pvc)
   end
 
@@ -109,11 +107,7 @@ return function(sim)
     if delay == 0 then
       bind(ns, name)
     else
-      if ((pvc.status or {}).phase) ~= "Pending" then
-        local upd = util.copy(sim, pvc)
-        upd.status = { phase = "Pending" }
-        store:update_status(RK, upd)
-      end
+      pending(pvc)
       timers.set(uid, delay, function() bind(ns, name) end)
     end
   end
