@@ -1,8 +1,8 @@
-# Turns lua/**/*.lua (specs excluded) into runtime/lua_embedded.c so the atom
-# binary runs from anywhere. Lua is embedded as text, not bytecode: 5.4
+# Turns lua/**/*.lua and hooks/*.lua (specs excluded) into lua_embedded.c so
+# the atom binary runs from anywhere; hooks/x.lua becomes atom.hooks.x. Lua is embedded as text, not bytecode: 5.4
 # bytecode is not verified on load.
 # Inputs: SOURCE_DIR (the repo), OUTPUT (the .c file to write).
-file(GLOB_RECURSE files RELATIVE "${SOURCE_DIR}" "${SOURCE_DIR}/lua/*.lua")
+file(GLOB_RECURSE files RELATIVE "${SOURCE_DIR}" "${SOURCE_DIR}/lua/*.lua" "${SOURCE_DIR}/hooks/*.lua")
 list(FILTER files EXCLUDE REGEX "_spec\\.lua$")
 list(SORT files)
 set(decls "")
@@ -13,6 +13,7 @@ foreach(f IN LISTS files)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
   file(SIZE "${SOURCE_DIR}/${f}" size)
   string(REGEX REPLACE "^lua/(.*)\\.lua$" "\\1" mod "${f}")
+  string(REGEX REPLACE "^hooks/(.*)\\.lua$" "atom/hooks/\\1" mod "${mod}")
   string(REGEX REPLACE "/init$" "" mod "${mod}")
   string(REPLACE "/" "." mod "${mod}")
   string(APPEND decls "static const char src_${i}[] = {${hex}0};\n")
