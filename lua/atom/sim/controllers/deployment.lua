@@ -10,6 +10,8 @@
 
 local util = require("atom.sim.controllers.util")
 
+local spec_replicas = util.spec_replicas
+
 local RK = "deployments.apps"
 local RS_RK = "replicasets.apps"
 local REV = "deployment.kubernetes.io/revision"
@@ -17,12 +19,6 @@ local REV = "deployment.kubernetes.io/revision"
 local function revision_of(rs)
   local a = rs.metadata.annotations
   return tonumber(a and a[REV]) or 0
-end
-
-local function spec_replicas(rs)
-  local r = rs.spec and rs.spec.replicas
-  if r == nil then return 1 end
-  return r
 end
 
 return function(sim)
@@ -92,8 +88,7 @@ return function(sim)
     local d = store:get(RK, ns, name)
     if not d or d.metadata.deletionTimestamp then return end
     local spec = d.spec or {}
-    local replicas = spec.replicas
-    if replicas == nil then replicas = 1 end
+    local replicas = util.spec_replicas(d)
     local tnow = clock:now()
     local now = clock:rfc3339(tnow)
     local strategy = spec.strategy or {}

@@ -32,8 +32,7 @@ local function setup(sim, rk, kind, api_version)
   local function reconcile(ns, name)
     local rs = store:get(rk, ns, name)
     if not rs or rs.metadata.deletionTimestamp then return end
-    local want = rs.spec.replicas
-    if want == nil then want = 1 end
+    local want = util.spec_replicas(rs)
     local min_ready = rs.spec.minReadySeconds or 0
     local sel = selector_of(rs)
 

@@ -110,8 +110,7 @@ return function(sim)
     local s = store:get(RK, ns, name)
     if not s or s.metadata.deletionTimestamp then return end
     local spec = s.spec or {}
-    local replicas = spec.replicas
-    if replicas == nil then replicas = 1 end
+    local replicas = util.spec_replicas(s)
     local ordered = spec.podManagementPolicy ~= "Parallel"
     local strategy = spec.updateStrategy or {}
     local on_delete = strategy.type == "OnDelete"

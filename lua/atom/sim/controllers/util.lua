@@ -536,6 +536,13 @@ function M.write_status(sim, rk, obj, st)
   })
 end
 
+-- spec.replicas of a workload, defaulted to 1 as the API server does.
+function M.spec_replicas(obj)
+  local r = obj.spec and obj.spec.replicas
+  if r == nil then return 1 end
+  return r
+end
+
 -- Write st as obj's status unless it equals the stored one (see M.equal for
 -- why). Returns the object as stored now.
 function M.save_status(sim, rk, obj, st)
