@@ -12,10 +12,13 @@
  *             first (default 8), backoff = first delay (0.1), backoff_max = 5,
  *             retry_window = seconds (60), max_connections = per host (16) }
  *   conn:send{ method =, path = "/api/v1/...?q", headers = { "Name: v", ... }
- *              or { Name = "v" }, body = "bytes" } -> id
+ *              or { Name = "v" }, body = "bytes", want_headers = true } -> id
+ *       want_headers = false leaves the headers table out of the completion
+ *       (content_type is always there): bulk applies need nothing else.
  *   conn:stream{ method = "GET", path =, headers = } -> id
  *   conn:poll(timeout_seconds) -> array of completions:
- *       { id, status, body, headers = { lowercase-name = value }, error, attempts,
+ *       { id, status, body, headers = { lowercase-name = value }, content_type,
+ *         error, attempts,
  *         h2 = true when the answer came over HTTP/2,
  *         connects = new connections this transfer opened (last try) }
  *       { id, chunk = "bytes" }           (2xx stream body, in arrival order)
@@ -65,7 +68,7 @@ typedef struct http_req {
     struct curl_slist *headers;
     char *method, *url, *body;
     size_t body_len;
-    int is_stream, idempotent;
+    int is_stream, idempotent, want_headers;
     enum req_state state;
     buf resp, resp_headers, chunk;
     long status;
@@ -713,6 +716,9 @@ static int submit(lua_State *L, int is_stream)
         return luaL_error(L, "http request: out of memory");
     }
     r->idempotent = method_is_idempotent(method);
+    lua_getfield(L, 2, "want_headers");
+    r->want_headers = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_pop(L, 1);
     int bad = add_header(r, "Expect:");
     if (c->host_header)
         bad |= add_header(r, c->host_header);
@@ -808,8 +814,17 @@ static void push_report(lua_State *L, http_conn *c, http_req *r, lua_Integer *n)
         lua_pushlstring(L, r->resp.data ? r->resp.data : "", r->resp.len);
         lua_setfield(L, -2, "body");
     }
-    push_headers(L, r);
-    lua_setfield(L, -2, "headers");
+    /* A header table per answer costs; bulk callers only need the type. */
+    if (r->want_headers) {
+        push_headers(L, r);
+        lua_setfield(L, -2, "headers");
+    }
+    size_t ctl;
+    const char *ct = header_value(r, "Content-Type", &ctl);
+    if (ct) {
+        lua_pushlstring(L, ct, ctl);
+        lua_setfield(L, -2, "content_type");
+    }
     if (r->error[0]) {
         lua_pushstring(L, r->error);
         lua_setfield(L, -2, "error");

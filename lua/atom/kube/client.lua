@@ -142,9 +142,8 @@ function Client:_send(req, refresh)
   if body then
     headers[#headers + 1] = "Content-Type: " .. (req.content_type or "application/json")
   end
-  req.encoded_body = body
-  local spec = { method = req.method or "GET", path = req.path .. query_string(req.query),
-                 headers = headers, body = body }
+  local spec = { method = req.method or "GET", path = req.path .. (req.qs or query_string(req.query)),
+                 headers = headers, body = body, want_headers = not req.bulk }
   if req.stream then return self.conn:stream(spec) end
   return self.conn:send(spec)
 end
@@ -154,7 +153,7 @@ function Client:_finish(req, comp)
   if comp.error or comp.status >= 400 then return nil, self:_http_error(req, comp) end
   local body = comp.body
   if not req.raw and body and body ~= "" then
-    local ct = comp.headers and comp.headers["content-type"] or ""
+    local ct = comp.content_type or ""
     if ct:find("json", 1, true) or body:match("^%s*[{%[]") then
       local v, derr = json.try_decode(body)
       if v == nil then
@@ -369,10 +368,13 @@ function Client:_apply_req(obj, opts)
   end
   local info, tns = self:_target(av, kind, ns, false, "apply " .. tostring(av), name)
   if not info then return nil, tns end
+  local qs = opts._qs
+  if not qs then
+    qs = query_string { fieldManager = opts.field_manager or "atom", force = opts.force and "true" or nil,
+                        dryRun = opts.dry_run and "All" or nil }
+  end
   return {
-    method = "PATCH", path = self:path_for(info, tns, name),
-    query = { fieldManager = opts.field_manager or "atom", force = opts.force and "true" or nil,
-              dryRun = opts.dry_run and "All" or nil },
+    method = "PATCH", path = self:path_for(info, tns, name), qs = qs,
     body = obj, content_type = "application/apply-patch+yaml",
     what = ("apply %s %s"):format(av, describe(kind, tns, name)),
   }
@@ -390,10 +392,14 @@ end
 
 function Client:apply_many(objs, opts)
   opts = opts or {}
+  local o = { field_manager = opts.field_manager, force = opts.force, dry_run = opts.dry_run }
+  o._qs = query_string { fieldManager = opts.field_manager or "atom", force = opts.force and "true" or nil,
+                         dryRun = opts.dry_run and "All" or nil }
   local reqs, results, map = {}, {}, {}
   for i, obj in ipairs(objs) do
-    local req, rerr = self:_apply_req(obj, opts)
+    local req, rerr = self:_apply_req(obj, o)
     if req then
+      req.bulk = true
       reqs[#reqs + 1] = req
       map[#reqs] = i
     else
@@ -461,6 +467,7 @@ function Client:delete_many(refs, opts)
     if ref.metadata then av, kind, ns, name = obj_ref(ref) end
     local req, rerr = self:_delete_req(av, kind, ns, name, opts)
     if req then
+      req.bulk = true
       reqs[#reqs + 1] = req
       map[#reqs] = i
     else
