@@ -1,8 +1,10 @@
 -- atom.kube — the Kubernetes client the release engine, hooks and readiness
 -- checks use.
 --
---   kube.connect{ kubeconfig = path|nil, context = name|nil, namespace = ns|nil,
---                 http = { retries =, backoff =, backoff_max =, timeout = }|nil }
+--   kube.connect{ kubeconfig = path|nil, kubeconfig_data = text|nil, context = name|nil,
+--                 namespace = ns|nil, window = n|nil (requests in flight in bulk calls),
+--                 http = { retries =, backoff =, backoff_max =, retry_window =, timeout =,
+--                          max_connections = }|nil }
 --     -> client | nil, err   (err: { message, field, file } with __tostring;
 --                             the CLI exits 1 on it)
 --   client.namespace, client.server, client.context
@@ -18,9 +20,14 @@
 --       -> true | "absent" | nil, err
 --   client:delete_many(refs, opts) -> results ({ ok = true|"absent" } or { err = })
 --   client:request{ method, path, query, body, content_type, accept, raw }
---       -> status, body, headers | nil, err
+--       -> status, body, headers | nil, err   (body decoded when JSON unless raw)
+--   client:request_many(reqs, window) -> results ({ status, body, headers } or { err })
 --   client:watch(apiVersion, kind, namespace|nil, opts) -> watcher; watcher:close()
 --   client:poll(timeout) -> events { watcher, type, object }
+--       type: ADDED | MODIFIED | DELETED | RELISTED (after a 410: the current
+--       objects, then DELETED for those gone) | ERROR ({ watcher, type, err },
+--       no object; a watch refused for good is closed after it)
+--   client:requeue(events)   puts events back for the next poll
 --   client:event(involved, { type, reason, message }) -> Event | nil, err
 --   client:close()
 -- Errors: { code, reason, message = "<what> of <server>: <Status.message>",
