@@ -1,5 +1,6 @@
 local fake = require("sim.controllers.fake_sim")
 local util = require("atom.sim.controllers.util")
+local helpers = require("sim.controllers.helpers")
 
 local function deployment(name, replicas, image, extra)
   local d = {
@@ -31,20 +32,10 @@ local function rollout_status(d)
   return "done"
 end
 
-local function cond(obj, t)
-  local c = util.get_condition(obj, t)
-  return c and (c.status .. "/" .. c.reason)
-end
-
-local function pods_of(sim, app)
-  return sim.store:list("pods", "default", function(p) return p.metadata.labels.app == app end)
-end
+local cond, pods_of = helpers.cond, helpers.pods
 
 describe("deployment controller", function()
-  after_each(function()
-    -- no reconcile may have raised an error
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("makes a new Deployment ready the way rollout status reads it", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
@@ -211,10 +202,7 @@ describe("deployment controller", function()
 end)
 
 describe("deployment rollback", function()
-  after_each(function()
-    -- no reconcile may have raised an error
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("reuses the old ReplicaSet when the template comes back, with a new revision", function()
     local sim = fake.start(fake.new{ ready_after = 1 })

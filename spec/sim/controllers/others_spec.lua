@@ -1,16 +1,8 @@
 local fake = require("sim.controllers.fake_sim")
 local util = require("atom.sim.controllers.util")
+local helpers = require("sim.controllers.helpers")
 
-local function get(sim, rk, name, ns)
-  if ns == nil then ns = "default" end
-  if ns == false then ns = nil end
-  return sim.store:get(rk, ns, name)
-end
-
-local function cond(obj, t)
-  local c = util.get_condition(obj, t)
-  return c and (c.status .. "/" .. (c.reason or ""))
-end
+local get, cond = helpers.get, helpers.cond
 
 local function pod(name, image, owner_labels)
   return { apiVersion = "v1", kind = "Pod",
@@ -19,10 +11,7 @@ local function pod(name, image, owner_labels)
 end
 
 describe("pod controller", function()
-  after_each(function()
-    -- no reconcile may have raised an error
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("schedules, then reports Running and Ready with container status", function()
     local sim = fake.start(fake.new{ ready_after = 2 })
@@ -137,10 +126,7 @@ describe("pod controller", function()
 end)
 
 describe("cluster objects", function()
-  after_each(function()
-    -- no reconcile may have raised an error
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("creates Ready nodes at start", function()
     local sim = fake.start(fake.new{ nodes = 2 })
@@ -265,10 +251,7 @@ describe("cluster objects", function()
 end)
 
 describe("benchmark mode", function()
-  after_each(function()
-    -- no reconcile may have raised an error
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("settles many Deployments with ready_after = 0 without advancing time", function()
     local sim = fake.start(fake.new{ ready_after = 0 })
@@ -293,10 +276,7 @@ describe("benchmark mode", function()
 end)
 
 describe("pods and missing references", function()
-  after_each(function()
-    -- no reconcile may have raised an error
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("waits in ContainerCreating for a missing Secret volume and starts once it exists", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
@@ -331,10 +311,7 @@ describe("pods and missing references", function()
 end)
 
 describe("scheduling", function()
-  after_each(function()
-    -- no reconcile may have raised an error
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("reports Unschedulable for a nodeSelector no node matches, and places matching pods", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
@@ -359,9 +336,7 @@ describe("scheduling", function()
 end)
 
 describe("endpoints controller", function()
-  after_each(function()
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("lists ready and not-ready pods of a Service in Endpoints and an EndpointSlice", function()
     local sim = fake.start(fake.new{ ready_after = 1, rules = { { name = "api-stuck", never_ready = true } } })
@@ -396,9 +371,7 @@ describe("endpoints controller", function()
 end)
 
 describe("apiservice controller", function()
-  after_each(function()
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("is Available for a local APIService and waits for endpoints of an aggregated one", function()
     local sim = fake.start(fake.new{ ready_after = 1 })

@@ -3,6 +3,7 @@
 -- judged ready before the sim has made it so.
 local fake = require("sim.controllers.fake_sim")
 local readiness = require("atom.readiness")
+local helpers = require("sim.controllers.helpers")
 
 local function tmpl(app, image)
   return { metadata = { labels = { app = app } },
@@ -62,9 +63,7 @@ local function state_of(sim, o)
 end
 
 describe("atom readiness on simulated objects", function()
-  after_each(function()
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("judges every healthy kind ready once the sim has settled, and none of the workloads before", function()
     local sim = fake.start(fake.new{ ready_after = 1 })

@@ -1,5 +1,6 @@
 local fake = require("sim.controllers.fake_sim")
 local util = require("atom.sim.controllers.util")
+local helpers = require("sim.controllers.helpers")
 
 local function tmpl(app, image)
   return {
@@ -8,30 +9,10 @@ local function tmpl(app, image)
   }
 end
 
-local function get(sim, rk, name, ns)
-  return sim.store:get(rk, ns == nil and "default" or ns, name)
-end
-
-local function update(sim, rk, name, fn)
-  local o = sim.util.copy(get(sim, rk, name))
-  fn(o)
-  return sim.store:update(rk, o)
-end
-
-local function cond(obj, t)
-  local c = util.get_condition(obj, t)
-  return c and (c.status .. "/" .. (c.reason or ""))
-end
-
-local function pods(sim, app)
-  return sim.store:list("pods", "default", function(p) return p.metadata.labels.app == app end)
-end
+local get, update, cond, pods = helpers.get, helpers.update, helpers.cond, helpers.pods
 
 describe("statefulset controller", function()
-  after_each(function()
-    -- no reconcile may have raised an error
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   local function sts(name, replicas, extra)
     local s = { apiVersion = "apps/v1", kind = "StatefulSet",
@@ -138,10 +119,7 @@ describe("statefulset controller", function()
 end)
 
 describe("daemonset controller", function()
-  after_each(function()
-    -- no reconcile may have raised an error
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("runs one pod per node and reports the counts", function()
     local sim = fake.start(fake.new{ ready_after = 1, nodes = 4 })
@@ -177,10 +155,7 @@ describe("daemonset controller", function()
 end)
 
 describe("job controller", function()
-  after_each(function()
-    -- no reconcile may have raised an error
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   local function job(name, extra, image)
     local j = { apiVersion = "batch/v1", kind = "Job", metadata = { name = name, namespace = "default" },
@@ -249,10 +224,7 @@ describe("job controller", function()
 end)
 
 describe("cronjob controller", function()
-  after_each(function()
-    -- no reconcile may have raised an error
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("creates Jobs on a */N schedule, named by scheduled minute, and keeps history", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
@@ -305,9 +277,7 @@ describe("cronjob controller", function()
 end)
 
 describe("indexed job", function()
-  after_each(function()
-    assert.are.same({}, fake.last.logged)
-  end)
+  after_each(helpers.no_reconcile_errors)
 
   it("runs each completion index once and reports completedIndexes", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
