@@ -56,7 +56,10 @@ function W:_schedule(relist)
   self.failures = self.failures + 1
   local delay = math.min(0.05 * 2 ^ (self.failures - 1), MAX_DELAY)
   self.reopen_at = core.monotonic() + delay
-  self.pending_relist = relist
+  -- Without an RV to resume from, a new watch would replay everything as
+  -- ADDED and miss deletions: list instead.
+  local rv = self.resource_version
+  self.pending_relist = relist or rv == nil or rv == ""
 end
 
 function W:_start()
