@@ -5,8 +5,9 @@
 --       copies with the release label, the version annotation and the namespace defaulted
 --       (discovery says which kinds are namespaced); kinds not known yet (their CRD is in
 --       this version) are resolved after the CRDs are Established.
---   apply.apply(client, release_name, version, objects, default_ns, opts)
---       -> prepared, applied (the live objects the server returned) | nil, err
+--   apply.apply(client, release_name, version, objects, default_ns, opts) -> prepared | nil, err
+--       opts.on_applied(live) sees each object as the server returned it (not kept here:
+--       thousands of live objects would be most of a large release's memory)
 --       server-side apply (field manager atom, force) in dependency order, concurrently
 --       within each group; immutable-field refusals recreate objects annotated
 --       atom.dev/recreate (or atom/recreate) "true", and are an error otherwise.
@@ -138,18 +139,15 @@ function apply.apply(client, release_name, version, objects, default_ns, opts)
     local g = groups[apply.group(obj)]
     g[#g + 1] = obj
   end
-  local prepared, applied = {}, {}
+  local prepared = {}
   for g = 1, apply.LAST_GROUP do
     if #groups[g] > 0 then
       local batch, err = apply.prepare(client, release_name, version, groups[g], default_ns)
       if not batch then return nil, err end
       local live, aerr = apply_group(client, batch, opts)
       if aerr then return nil, aerr end
-      for i = 1, #batch do
-        if live[i] then
-          applied[#applied + 1] = live[i]
-          if opts.on_applied then opts.on_applied(live[i]) end
-        end
+      if opts.on_applied then
+        for i = 1, #batch do if live[i] then opts.on_applied(live[i]) end end
       end
       for _, o in ipairs(batch) do prepared[#prepared + 1] = o end
       if g == 1 and not opts.dry_run then
@@ -164,7 +162,7 @@ function apply.apply(client, release_name, version, objects, default_ns, opts)
       end
     end
   end
-  return prepared, applied
+  return prepared
 end
 
 -- The release's live objects of the given kinds ("apiVersion|Kind" strings).

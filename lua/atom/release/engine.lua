@@ -112,7 +112,8 @@ function Engine:apply_version(n, phase)
   self:drop_observer()
   local known = apply.prepare_known(self.client, self.name, n, v.objects, self.namespace)
   local obs, oerr = wait.observe(self.client, { objects = known, release = self.name,
-                                                namespace = self.namespace, phase = phase })
+                                                namespace = self.namespace, phase = phase,
+                                                check = self:check_fn() })
   if not obs then return nil, "watching: " .. describe(oerr) end
   local function log(msg) self:log({ { "release", self.name }, { "version", n }, { "msg", msg } }) end
   local prepared, err = apply.apply(self.client, self.name, n, v.objects, self.namespace,
@@ -144,7 +145,8 @@ function Engine:wait_for(n, deadline_at, phase)
     if not prepared then return "failed", perr end
     local oerr
     obs, oerr = wait.observe(self.client, { objects = prepared, release = self.name,
-                                            namespace = self.namespace, phase = phase })
+                                            namespace = self.namespace, phase = phase,
+                                            check = self:check_fn() })
     if not obs then error(describe(oerr), 0) end
     self.observer = { obs = obs, version = n, phase = phase }
   end
@@ -345,6 +347,9 @@ function Engine:transition(from, to, why)
   if to == "Pending" then
     self.started = true
     self.own_version = util.int(st.version)
+    -- The objects just recorded are in memory: no need to read them back for the apply.
+    self.versions[self.own_version] = { version = self.own_version, objects = self.plan.objects,
+                                        digest = self.plan.digest }
   end
   records.set_version_state(self.client, self.namespace, self.name, util.int(st.version), to)
   if fsm.terminal(to) then

@@ -128,6 +128,16 @@ function util.poll(client, timeout)
   return rest
 end
 
+-- Puts events back in front of the client's queue (for the next poll), in order.
+function util.requeue(client, events)
+  if #events == 0 then return end
+  if type(client.requeue) == "function" then return client:requeue(events) end
+  local q = rawget(client, "events")
+  if type(q) == "table" then
+    for i = #events, 1, -1 do table.insert(q, 1, events[i]) end
+  end
+end
+
 -- First line of an error, for one-line messages.
 function util.first_line(s)
   s = tostring(s)

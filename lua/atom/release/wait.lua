@@ -1,6 +1,6 @@
 -- atom.release.wait: waits, by watch, until every object of a version is ready.
 --
---   wait.observe(client, { objects =, release =, namespace =, phase = }) -> observer | nil, err
+--   wait.observe(client, { objects =, release =, namespace =, phase =, check = }) -> observer | nil, err
 --       opens one list + watch per kind (label selector on the release label) and one
 --       watch on the Atom, BEFORE the objects are applied: a Job that completes and is
 --       deleted at once (ttlSecondsAfterFinished: 0) is still seen complete.
@@ -31,6 +31,8 @@ local FINISHES = { Job = true, Pod = true }
 local Observer = {}
 Observer.__index = Observer
 
+local check -- a verdict for one entry; defined below
+
 local registry = util.observers
 
 -- Kept under this name too: the observers' dispatch lives in util so records/apply share it.
@@ -39,7 +41,7 @@ wait.poll = util.poll
 function wait.observe(client, opts)
   local self = setmetatable({ client = client, want = {}, order = {}, watchers = {}, kind_of = {},
                               kinds = {}, release = opts.release, namespace = opts.namespace,
-                              phase = opts.phase, cancelled = false }, Observer)
+                              phase = opts.phase, cancelled = false, check = opts.check }, Observer)
   registry(client)[self] = true
   local ok, err = self:add(opts.objects)
   if not ok then self:close(); return nil, err end
@@ -60,7 +62,11 @@ function Observer:add(objects)
   for _, o in ipairs(objects) do
     local k = util.key(o)
     if not self.want[k] then
-      self.want[k] = { obj = o, live = nil, state = "progressing", message = "not found yet", dirty = true }
+      -- Only what names the object is kept: thousands of full copies would be most of
+      -- the memory of a large release.
+      local ref = { apiVersion = o.apiVersion, kind = o.kind,
+                    metadata = { name = o.metadata.name, namespace = o.metadata.namespace } }
+      self.want[k] = { obj = ref, live = nil, state = "progressing", message = "not found yet", dirty = true }
       self.order[#self.order + 1] = k
       local applied = self.pending_applied and self.pending_applied[k]
       if applied then self.pending_applied[k] = nil; self:applied(applied) end
@@ -101,6 +107,9 @@ function Observer:observe(obj, deleted)
   end
   entry.live = not deleted and obj or nil
   entry.dirty = true
+  -- Checked as it arrives when the check is known: a large release then holds verdicts,
+  -- not thousands of live objects waiting for the wait to begin.
+  if self.check then check(entry, self.check) end
 end
 
 -- Records what the apply returned for one object: from now on only that object (same uid)
@@ -171,13 +180,23 @@ end
 
 function Observer:close()
   if self.closed then return end
+  -- Events of our watches still queued in the client would be kept until someone polls:
+  -- for a large release, thousands of objects. Take them now; hand back any others.
+  local mine = {}
+  for _, w in ipairs(self.watchers) do mine[w] = true end
+  if self.atom_watch then mine[self.atom_watch] = true end
+  local others = {}
+  for _, ev in ipairs(self.client:poll(0) or {}) do
+    if not mine[ev.watcher] then others[#others + 1] = ev end
+  end
+  util.requeue(self.client, others)
   self.closed = true
   for _, w in ipairs(self.watchers) do if self.kind_of[w] then w:close() end end
   if self.atom_watch then self.atom_watch:close() end
   registry(self.client)[self] = nil
 end
 
-local function check(entry, fn)
+function check(entry, fn)
   if entry.live == nil then
     if entry.gone_ready then
       entry.state, entry.message = "ready", "gone after it was seen complete"
@@ -189,6 +208,8 @@ local function check(entry, fn)
     if not ok then state, message = "progressing", "readiness check raised: " .. tostring(state) end
     entry.state, entry.message = state, message or ""
     if state == "ready" and FINISHES[entry.obj.kind] then entry.gone_ready = true end
+    -- The verdict is kept, the object is not: the next event brings a fresh one.
+    entry.live = nil
   end
   entry.dirty = false
 end
@@ -226,7 +247,7 @@ function Observer:run(opts)
     local failed
     for _, k in ipairs(order) do
       local e = want[k]
-      if e.dirty then check(e, opts.check) end
+      if e.dirty then check(e, opts.check or self.check) end
       if e.state == "failed" and not failed then failed = e end
     end
     local nr = self:not_ready()
