@@ -34,6 +34,15 @@ end
 
 local cond, pods_of = helpers.cond, helpers.pods
 
+local function dep(sim, name)
+  return helpers.get(sim, "deployments.apps", name)
+end
+
+-- Change Deployment name with fn, as `kubectl edit` would.
+local function edit(sim, name, fn)
+  return helpers.update(sim, "deployments.apps", name, fn)
+end
+
 describe("deployment controller", function()
   after_each(helpers.no_reconcile_errors)
 
@@ -41,12 +50,12 @@ describe("deployment controller", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     sim.store:create("deployments.apps", deployment("web", 3, "nginx:1.27"))
     sim.clock:advance(0.5)
-    local d = sim.store:get("deployments.apps", "default", "web")
+    local d = dep(sim, "web")
     assert.are.equal("waiting-available", rollout_status(d))
     assert.are.equal("True/ReplicaSetUpdated", cond(d, "Progressing"))
     assert.are.equal("False/MinimumReplicasUnavailable", cond(d, "Available"))
     sim.clock:advance(1)
-    d = sim.store:get("deployments.apps", "default", "web")
+    d = dep(sim, "web")
     assert.are.equal("done", rollout_status(d))
     assert.are.same({ observedGeneration = 1, replicas = 3, updatedReplicas = 3, readyReplicas = 3,
       availableReplicas = 3 }, {
@@ -83,7 +92,7 @@ describe("deployment controller", function()
     local sim = fake.start(fake.new{ ready_after = 0 })
     sim.store:create("deployments.apps", deployment("fast", 2, "nginx"))
     sim.clock:advance(0)
-    assert.are.equal("done", rollout_status(sim.store:get("deployments.apps", "default", "fast")))
+    assert.are.equal("done", rollout_status(dep(sim, "fast")))
   end)
 
   it("never becomes available with a does-not-exist image and hits the progress deadline", function()
@@ -91,7 +100,7 @@ describe("deployment controller", function()
     sim.store:create("deployments.apps", deployment("bad", 2, "nginx:does-not-exist",
       { progressDeadlineSeconds = 30 }))
     sim.clock:advance(10)
-    local d = sim.store:get("deployments.apps", "default", "bad")
+    local d = dep(sim, "bad")
     assert.are.equal("waiting-available", rollout_status(d))
     for _, p in ipairs(pods_of(sim, "bad")) do
       assert.are.equal("Pending", p.status.phase)
@@ -99,7 +108,7 @@ describe("deployment controller", function()
       assert.is_false(p.status.containerStatuses[1].ready)
     end
     sim.clock:advance(25)
-    d = sim.store:get("deployments.apps", "default", "bad")
+    d = dep(sim, "bad")
     assert.are.equal("deadline", rollout_status(d))
     assert.are.equal("False/ProgressDeadlineExceeded", cond(d, "Progressing"))
     assert.are.equal(2, d.status.unavailableReplicas)
@@ -110,23 +119,21 @@ describe("deployment controller", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     sim.store:create("deployments.apps", deployment("roll", 4, "nginx:1"))
     sim.clock:advance(3)
-    local d = sim.util.copy(sim.store:get("deployments.apps", "default", "roll"))
-    d.spec.template.spec.containers[1].image = "nginx:2"
-    sim.store:update("deployments.apps", d)
+    edit(sim, "roll", function(d) d.spec.template.spec.containers[1].image = "nginx:2" end)
     local max_pods = 0
     local saw_rolling = false
     for _ = 1, 40 do
       sim.clock:advance(0.25)
       local n = #pods_of(sim, "roll")
       if n > max_pods then max_pods = n end
-      local cur = sim.store:get("deployments.apps", "default", "roll")
+      local cur = dep(sim, "roll")
       local p = util.get_condition(cur, "Progressing")
       if p.reason == "ReplicaSetUpdated" then saw_rolling = true end
     end
     -- 25% surge of 4 is 1 extra pod at most.
     assert.are.equal(5, max_pods)
     assert.is_true(saw_rolling)
-    d = sim.store:get("deployments.apps", "default", "roll")
+    local d = dep(sim, "roll")
     assert.are.equal(2, d.metadata.generation)
     assert.are.equal("done", rollout_status(d))
     assert.are.equal("True/NewReplicaSetAvailable", cond(d, "Progressing"))
@@ -145,9 +152,7 @@ describe("deployment controller", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     sim.store:create("deployments.apps", deployment("rec", 2, "nginx:1", { strategy = { type = "Recreate" } }))
     sim.clock:advance(3)
-    local d = sim.util.copy(sim.store:get("deployments.apps", "default", "rec"))
-    d.spec.template.spec.containers[1].image = "nginx:2"
-    sim.store:update("deployments.apps", d)
+    edit(sim, "rec", function(d) d.spec.template.spec.containers[1].image = "nginx:2" end)
     local mixed = false
     for _ = 1, 20 do
       sim.clock:advance(0.25)
@@ -156,46 +161,40 @@ describe("deployment controller", function()
       if images["nginx:1"] and images["nginx:2"] then mixed = true end
     end
     assert.is_false(mixed)
-    assert.are.equal("done", rollout_status(sim.store:get("deployments.apps", "default", "rec")))
+    assert.are.equal("done", rollout_status(dep(sim, "rec")))
   end)
 
   it("follows a scale change", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     sim.store:create("deployments.apps", deployment("sc", 1, "nginx"))
     sim.clock:advance(2)
-    local d = sim.util.copy(sim.store:get("deployments.apps", "default", "sc"))
-    d.spec.replicas = 3
-    sim.store:update("deployments.apps", d)
+    edit(sim, "sc", function(d) d.spec.replicas = 3 end)
     sim.clock:advance(0)
-    assert.are.equal("waiting-available", rollout_status(sim.store:get("deployments.apps", "default", "sc")))
+    assert.are.equal("waiting-available", rollout_status(dep(sim, "sc")))
     sim.clock:advance(2)
-    assert.are.equal("done", rollout_status(sim.store:get("deployments.apps", "default", "sc")))
+    assert.are.equal("done", rollout_status(dep(sim, "sc")))
     assert.are.equal(3, #pods_of(sim, "sc"))
-    d = sim.util.copy(sim.store:get("deployments.apps", "default", "sc"))
-    d.spec.replicas = 1
-    sim.store:update("deployments.apps", d)
+    edit(sim, "sc", function(d) d.spec.replicas = 1 end)
     sim.clock:advance(1)
     assert.are.equal(1, #pods_of(sim, "sc"))
-    assert.are.equal("done", rollout_status(sim.store:get("deployments.apps", "default", "sc")))
+    assert.are.equal("done", rollout_status(dep(sim, "sc")))
   end)
 
   it("does not roll out a paused Deployment", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     sim.store:create("deployments.apps", deployment("pz", 1, "nginx:1"))
     sim.clock:advance(2)
-    local d = sim.util.copy(sim.store:get("deployments.apps", "default", "pz"))
-    d.spec.paused = true
-    d.spec.template.spec.containers[1].image = "nginx:2"
-    sim.store:update("deployments.apps", d)
+    edit(sim, "pz", function(d)
+      d.spec.paused = true
+      d.spec.template.spec.containers[1].image = "nginx:2"
+    end)
     sim.clock:advance(5)
-    d = sim.store:get("deployments.apps", "default", "pz")
+    local d = dep(sim, "pz")
     assert.are.equal("Unknown/DeploymentPaused", cond(d, "Progressing"))
     assert.are.equal(1, #sim.store:list("replicasets.apps", "default"))
-    d = sim.util.copy(d)
-    d.spec.paused = false
-    sim.store:update("deployments.apps", d)
+    edit(sim, "pz", function(o) o.spec.paused = false end)
     sim.clock:advance(5)
-    d = sim.store:get("deployments.apps", "default", "pz")
+    d = dep(sim, "pz")
     assert.are.equal("done", rollout_status(d))
     assert.are.equal("nginx:2", pods_of(sim, "pz")[1].spec.containers[1].image)
   end)
@@ -209,25 +208,21 @@ describe("deployment rollback", function()
     sim.store:create("deployments.apps", deployment("undo", 2, "nginx:1"))
     sim.clock:advance(3)
     local first = sim.store:list("replicasets.apps", "default")[1]
-    local d = sim.util.copy(sim.store:get("deployments.apps", "default", "undo"))
-    d.spec.template.spec.containers[1].image = "nginx:2"
-    sim.store:update("deployments.apps", d)
+    edit(sim, "undo", function(d) d.spec.template.spec.containers[1].image = "nginx:2" end)
     sim.clock:advance(10)
     -- What `kubectl rollout undo` sends: the old RS template without the hash
     -- label, with the empty maps a typed client adds.
-    d = sim.util.copy(sim.store:get("deployments.apps", "default", "undo"))
     local t = sim.util.copy(first.spec.template)
     t.metadata.labels["pod-template-hash"] = nil
     t.spec.containers[1].resources = {}
-    d.spec.template = t
-    sim.store:update("deployments.apps", d)
+    edit(sim, "undo", function(d) d.spec.template = t end)
     sim.clock:advance(10)
     local rss = sim.store:list("replicasets.apps", "default")
     assert.are.equal(2, #rss)
     local cur = sim.store:get("replicasets.apps", "default", first.metadata.name)
     assert.are.equal(2, cur.spec.replicas)
     assert.are.equal("3", cur.metadata.annotations["deployment.kubernetes.io/revision"])
-    d = sim.store:get("deployments.apps", "default", "undo")
+    local d = dep(sim, "undo")
     assert.are.equal("3", d.metadata.annotations["deployment.kubernetes.io/revision"])
     assert.are.equal("done", rollout_status(d))
   end)
