@@ -51,7 +51,7 @@
 #define HTTP_CONN_MT "atom.http.conn"
 /* Easy handles are costly to create (many allocations); a bulk apply reuses
  * the ones its finished requests leave behind. */
-#define HTTP_SPARE_EASY 256
+#define HTTP_SPARE_EASY 32
 
 enum req_state { REQ_WAITING, REQ_ACTIVE, REQ_DONE };
 
@@ -684,6 +684,21 @@ static int submit(lua_State *L, int is_stream)
     size_t body_len = 0;
     const char *body = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, &body_len);
 
+    /* Check the headers before anything is allocated, so a bad one raises
+     * with nothing half-built. */
+    lua_getfield(L, 2, "headers");
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            if (lua_type(L, -1) != LUA_TSTRING ||
+                (lua_type(L, -2) != LUA_TNUMBER && lua_type(L, -2) != LUA_TSTRING))
+                return luaL_error(L, "http request: headers must be strings "
+                                     "(\"Name: value\" or Name = \"value\")");
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+
     http_req *r = calloc(1, sizeof *r);
     if (!r)
         return luaL_error(L, "http request: out of memory");
@@ -727,7 +742,7 @@ static int submit(lua_State *L, int is_stream)
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             if (lua_type(L, -2) == LUA_TNUMBER) {
-                bad |= add_header(r, luaL_checkstring(L, -1));
+                bad |= add_header(r, lua_tostring(L, -1));
             } else {
                 lua_pushvalue(L, -2);
                 lua_pushliteral(L, ": ");

@@ -107,6 +107,15 @@ describe("atom.http", function()
     assert.are.equal(other, got[1].id)
   end)
 
+  it("rejects a bad header without leaving a half-made request behind", function()
+    local c = conn()
+    assert.has_error(function() c:send { path = "/version", headers = { 42 } } end)
+    assert.has_error(function() c:send { path = "/version", headers = { X = {} } } end)
+    assert.has_error(function() c:send { path = "no-slash" } end)
+    assert.are.equal(0, c:pending())
+    assert.are.same({}, c:poll(0))
+  end)
+
   it("retries a refused connection for GET but not for POST", function()
     local c = http.new { server = "http://127.0.0.1:1", retries = 2, backoff = 0.01 }
     local g = c:request { path = "/x" }
