@@ -11,6 +11,27 @@ end
 
 local get, update, cond, pods = helpers.get, helpers.update, helpers.cond, helpers.pods
 
+-- A pod template for Jobs: tmpl with a restartPolicy (Never unless given).
+local function job_tmpl(name, image, restart)
+  local t = tmpl(name, image)
+  t.spec.restartPolicy = restart or "Never"
+  return t
+end
+
+local function job(name, extra, image)
+  local j = { apiVersion = "batch/v1", kind = "Job", metadata = { name = name, namespace = "default" },
+    spec = { template = job_tmpl(name, image) } }
+  for k, v in pairs(extra or {}) do j.spec[k] = v end
+  return j
+end
+
+local function cronjob(name, schedule, extra, restart)
+  local c = { apiVersion = "batch/v1", kind = "CronJob", metadata = { name = name, namespace = "default" },
+    spec = { schedule = schedule, jobTemplate = { spec = { template = job_tmpl(name, nil, restart) } } } }
+  for k, v in pairs(extra or {}) do c.spec[k] = v end
+  return c
+end
+
 describe("statefulset controller", function()
   after_each(helpers.no_reconcile_errors)
 
@@ -157,14 +178,6 @@ end)
 describe("job controller", function()
   after_each(helpers.no_reconcile_errors)
 
-  local function job(name, extra, image)
-    local j = { apiVersion = "batch/v1", kind = "Job", metadata = { name = name, namespace = "default" },
-      spec = { template = tmpl(name, image) } }
-    j.spec.template.spec.restartPolicy = "Never"
-    for k, v in pairs(extra or {}) do j.spec[k] = v end
-    return j
-  end
-
   it("runs pods to completion and sets SuccessCriteriaMet and Complete", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     sim.store:create("jobs.batch", job("once", { completions = 3, parallelism = 2 }))
@@ -231,11 +244,8 @@ describe("cronjob controller", function()
     -- Start on a minute boundary that */5 matches.
     sim.clock:advance(300 - sim.clock:now() % 300)
     local start = sim.clock:now()
-    sim.store:create("cronjobs.batch", { apiVersion = "batch/v1", kind = "CronJob",
-      metadata = { name = "tick", namespace = "default" },
-      spec = { schedule = "*/5 * * * *", successfulJobsHistoryLimit = 2,
-        jobTemplate = { spec = { template = { metadata = { labels = { app = "tick" } },
-          spec = { restartPolicy = "OnFailure", containers = { { name = "c", image = "busybox" } } } } } } } })
+    sim.store:create("cronjobs.batch",
+      cronjob("tick", "*/5 * * * *", { successfulJobsHistoryLimit = 2 }, "OnFailure"))
     sim.clock:advance(299)
     assert.are.equal(0, #sim.store:list("jobs.batch", "default"))
     sim.clock:advance(2)
@@ -259,14 +269,8 @@ describe("cronjob controller", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
     sim.clock:advance(3600 - sim.clock:now() % 3600)
     local start = sim.clock:now()
-    sim.store:create("cronjobs.batch", { apiVersion = "batch/v1", kind = "CronJob",
-      metadata = { name = "list", namespace = "default" },
-      spec = { schedule = "10,20-21 * * * *", jobTemplate = { spec = { template = {
-        spec = { restartPolicy = "Never", containers = { { name = "c", image = "busybox" } } } } } } } })
-    sim.store:create("cronjobs.batch", { apiVersion = "batch/v1", kind = "CronJob",
-      metadata = { name = "off", namespace = "default" },
-      spec = { schedule = "* * * * *", suspend = true, jobTemplate = { spec = { template = {
-        spec = { restartPolicy = "Never", containers = { { name = "c", image = "busybox" } } } } } } } })
+    sim.store:create("cronjobs.batch", cronjob("list", "10,20-21 * * * *"))
+    sim.store:create("cronjobs.batch", cronjob("off", "* * * * *", { suspend = true }))
     sim.clock:advance(30 * 60)
     local names = {}
     for _, j in ipairs(sim.store:list("jobs.batch", "default")) do names[#names + 1] = j.metadata.name end
@@ -281,19 +285,16 @@ describe("indexed job", function()
 
   it("runs each completion index once and reports completedIndexes", function()
     local sim = fake.start(fake.new{ ready_after = 1 })
-    sim.store:create("jobs.batch", { apiVersion = "batch/v1", kind = "Job",
-      metadata = { name = "idx", namespace = "default" },
-      spec = { completions = 4, parallelism = 2, completionMode = "Indexed",
-        template = { spec = { restartPolicy = "Never", containers = { { name = "c", image = "busybox" } } } } } })
+    sim.store:create("jobs.batch", job("idx", { completions = 4, parallelism = 2, completionMode = "Indexed" }))
     sim.clock:advance(0.5)
     local names = {}
     for _, p in ipairs(sim.store:list("pods", "default")) do names[#names + 1] = p.metadata.name:match("^(idx%-%d+)%-") end
     table.sort(names)
     assert.are.same({ "idx-0", "idx-1" }, names)
     sim.clock:advance(3)
-    assert.are.equal("0-1", sim.store:get("jobs.batch", "default", "idx").status.completedIndexes)
+    assert.are.equal("0-1", get(sim, "jobs.batch", "idx").status.completedIndexes)
     sim.clock:advance(5)
-    local j = sim.store:get("jobs.batch", "default", "idx")
+    local j = get(sim, "jobs.batch", "idx")
     assert.are.equal("0-3", j.status.completedIndexes)
     assert.are.equal(4, j.status.succeeded)
     assert.are.equal("True", util.get_condition(j, "Complete").status)
