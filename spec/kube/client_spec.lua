@@ -150,6 +150,7 @@ contexts:
 
     it("goes through proxy-url", function()
       local proxy = H.start { tls = false }
+      finally(proxy.stop)
       -- nothing listens on the server's port: only the proxy can answer
       local p = H.kubeconfig(proxy.dir .. "/kc", { server = "http://127.0.0.1:1",
         cluster = { "proxy-url: " .. proxy.url } })
@@ -158,16 +159,15 @@ contexts:
       local log = proxy.log()
       assert.is_true(#log > 0)
       for _, e in ipairs(log) do assert.is_true(e.proxied) end
-      proxy.stop()
     end)
 
     it("never sends credentials over plain http", function()
       local plain = H.start { tls = false }
+      finally(plain.stop)
       local p = H.kubeconfig(plain.dir .. "/kc", { server = plain.url, user = { "token: secret" } })
       local c = assert(kube.connect { kubeconfig = p, http = H.fast })
       assert.truthy(c:apply(H.configmap("p")))
       for _, e in ipairs(plain.log()) do assert.is_nil(e.auth) end
-      plain.stop()
     end)
   end)
 
@@ -336,6 +336,7 @@ contexts:
 
     it("uses aggregated discovery when the server offers it", function()
       local agg = H.start { aggregated = true }
+      finally(agg.stop)
       local p = H.kubeconfig(agg.dir .. "/kc", { server = agg.url, cluster = { "certificate-authority: " .. agg.pki.ca },
         user = { "token: good-token" } })
       local c = assert(kube.connect { kubeconfig = p, http = H.fast })
@@ -344,7 +345,6 @@ contexts:
       local log = agg.log()
       assert.are.equal(2, #log)
       for _, e in ipairs(log) do assert.matches("apidiscovery.k8s.io", e.accept, 1, true) end
-      agg.stop()
     end)
   end)
 

@@ -81,6 +81,8 @@ function H.start(opts)
   end
   function srv.log() return srv.control("log").entries end
   function srv.stop()
+    if srv.stopped then return end
+    srv.stopped = true
     srv.ctl:close()
     os.execute("kill " .. pid .. " 2>/dev/null")
     os.execute("rm -rf " .. dir)
