@@ -129,6 +129,14 @@ local function new_store(clock)
       end
     end
   end
+  -- Store new in place of old under the next resourceVersion and tell the
+  -- subscribers, as every write to an existing object does.
+  function s:_modified(rk, new, old)
+    self.rv = self.rv + 1
+    new.metadata.resourceVersion = tostring(self.rv)
+    bucket(rk, new.metadata.namespace)[new.metadata.name] = new
+    emit("MODIFIED", rk, new, old)
+  end
   function s:update(rk, obj)
     local old = self:get(rk, obj.metadata.namespace, obj.metadata.name)
     if not old then return nil, { code = 404, reason = "NotFound" } end
@@ -141,10 +149,7 @@ local function new_store(clock)
     if not equal(old.spec, new.spec) then
       new.metadata.generation = old.metadata.generation + 1
     end
-    self.rv = self.rv + 1
-    new.metadata.resourceVersion = tostring(self.rv)
-    bucket(rk, new.metadata.namespace)[new.metadata.name] = new
-    emit("MODIFIED", rk, new, old)
+    self:_modified(rk, new, old)
     if rk == "namespaces" and new.metadata.deletionTimestamp
       and #((new.spec or {}).finalizers or {}) == 0 then
       bucket(rk, nil)[new.metadata.name] = nil
@@ -157,10 +162,7 @@ local function new_store(clock)
     if not old then return nil, { code = 404, reason = "NotFound" } end
     local new = copy(old)
     new.status = copy(obj.status)
-    self.rv = self.rv + 1
-    new.metadata.resourceVersion = tostring(self.rv)
-    bucket(rk, new.metadata.namespace)[new.metadata.name] = new
-    emit("MODIFIED", rk, new, old)
+    self:_modified(rk, new, old)
     return new
   end
   function s:delete(rk, ns, name)
