@@ -673,3 +673,20 @@ describe("sim API: list resourceVersion", function()
     assert.equal(410, old.status)
   end)
 end)
+
+describe("sim store: empty lists written from Lua", function()
+  it("never serves a list field as an empty object", function()
+    local t = H.new()
+    local pod = { metadata = { name = "p", namespace = "default" },
+      spec = { containers = { { name = "c", image = "x", ports = {} } }, volumes = {} }, status = { conditions = {} } }
+    local o = assert(t.sim.store:create("pods", pod))
+    assert.is_nil(o.spec.volumes)
+    assert.is_nil(o.spec.containers[1].ports)
+    local r = t.get("/api/v1/namespaces/default/pods/p")
+    assert.falsy(r.body:find('"volumes":{}', 1, true))
+    assert.falsy(r.body:find('"conditions":{}', 1, true))
+    -- an explicit empty array survives as []
+    local c = t.post("/api/v1/namespaces/default/configmaps", '{"metadata":{"name":"x","finalizers":[]}}')
+    assert.equal(201, c.status)
+  end)
+end)

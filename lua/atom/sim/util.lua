@@ -41,12 +41,31 @@ function M.copy(v)
   return out
 end
 
+-- Fields that are lists in every Kubernetes type that has them. An empty table under one of
+-- these names that is not marked as an array (a Lua `{}` written by code, or a YAML `[]` that
+-- lost its shape) would be sent as `{}` and break typed clients; the API leaves empty lists out
+-- (omitempty), so such values are dropped.
+local LIST_KEYS = {}
+for k in ([[volumes containers initContainers ephemeralContainers conditions finalizers
+  ownerReferences ports env envFrom volumeMounts volumeDevices args command imagePullSecrets
+  tolerations containerStatuses initContainerStatuses ephemeralContainerStatuses podIPs hostIPs
+  active subsets addresses notReadyAddresses endpoints items rules subjects secrets
+  volumeClaimTemplates readinessGates hostAliases topologySpreadConstraints clusterIPs ipFamilies
+  externalIPs tls paths accessModes storedVersions webhooks currentMetrics
+  nodeSelectorTerms matchExpressions taints podCIDRs managedFields]]):gmatch("%S+") do
+  LIST_KEYS[k] = true
+end
+M.LIST_KEYS = LIST_KEYS
+
 -- Deep copy that also drops JSON nulls from maps (one pass instead of copy + strip_nulls).
 local null_value = cjson.null
 local function copy_clean(v)
   local out = {}
   for k, x in pairs(v) do
-    if type(x) == "table" then out[k] = copy_clean(x)
+    if type(x) == "table" then
+      if not (LIST_KEYS[k] and next(x) == nil and getmetatable(x) ~= M.array_mt) then
+        out[k] = copy_clean(x)
+      end
     elseif x ~= null_value then out[k] = x end
   end
   if getmetatable(v) == M.array_mt then setmetatable(out, M.array_mt) end
@@ -142,7 +161,10 @@ function M.strip_nulls(v)
   if type(v) ~= "table" then return v end
   for k, x in pairs(v) do
     if x == cjson.null then v[k] = nil
-    elseif type(x) == "table" then M.strip_nulls(x) end
+    elseif type(x) == "table" then
+      if LIST_KEYS[k] and next(x) == nil and getmetatable(x) ~= M.array_mt then v[k] = nil
+      else M.strip_nulls(x) end
+    end
   end
   return v
 end

@@ -357,7 +357,7 @@ function M.default(info, obj, old, alloc)
       obj.type = obj.type or "Opaque"
     elseif k == "Namespace" then
       obj.spec = obj.spec or {}
-      obj.spec.finalizers = obj.spec.finalizers or util.array({ "kubernetes" })
+      if old == nil then obj.spec.finalizers = obj.spec.finalizers or util.array({ "kubernetes" }) end
       obj.status = obj.status or {}
       obj.status.phase = obj.status.phase or "Active"
       obj.metadata.labels = obj.metadata.labels or {}
