@@ -125,6 +125,9 @@ function Engine:apply_version(n, phase)
   local ok, aerr = obs:add(prepared)
   if not ok then obs:close(); return nil, "watching: " .. describe(aerr) end
   self.observer = { obs = obs, version = n, phase = phase }
+  -- Watch events queued during the apply become verdicts now instead of waiting, as
+  -- objects, for the next step's first poll.
+  util.poll(self.client, 0)
   return prepared, #pruned
 end
 
