@@ -265,6 +265,25 @@ return {
 ]], ns, deadline)
 end
 
+-- Waits until the sim is idle (its CPU grows by under 5% of the time over 0.25 s), so that
+-- garbage collection after the previous release's namespace deletion is not billed to the
+-- next one. Returns the seconds waited (at most 60).
+local function sim_cpu(ctx)
+  return parse_metrics(ctx.sim.request("GET", "/metrics")).sim_cpu_s
+end
+
+local function settle(ctx)
+  local waited, prev = 0, sim_cpu(ctx)
+  while waited < 60 do
+    sh("sleep 0.25")
+    waited = waited + 0.25
+    local cur = sim_cpu(ctx)
+    if cur >= prev and cur - prev < 0.0125 then break end
+    prev = cur
+  end
+  return waited
+end
+
 local function run_once(ctx, tool, n, tag)
   local o = ctx.o
   local work = o.tmp .. "/" .. tag
@@ -342,6 +361,7 @@ local function run_once(ctx, tool, n, tag)
     q(ctx.kubeconfig), q(o.tmp .. "/kubecache"), q(o.kubectl), table.concat(plan.namespaces, " "),
     q(o.tmp .. "/cleanup.log")))
   if not o.keep then sh("rm -rf " .. q(work)) end
+  rec.settle_s = settle(ctx)
   return rec
 end
 
