@@ -126,6 +126,29 @@ return { name = "demo", namespace = "demo", deadline = 30,
     assert.are.equal("Reverted", S.state(s, "fresh", "fresh"))
   end)
 
+  it("never prunes the objects of a release of the same name in another namespace", function()
+    local objs = [[
+local atom = require "atom"
+return { name = "twin", namespace = atom.env("NS", "a"), objects = {
+  { apiVersion = "v1", kind = "ConfigMap", metadata = { name = atom.env("CM", "one") } },
+  { apiVersion = "rbac.authorization.k8s.io/v1", kind = "ClusterRole", metadata = { name = "twin-" .. atom.env("NS", "a") } } } }
+]]
+    local d = S.script(objs)
+    assert.are.equal(0, run("run " .. d .. "/release.lua -q", { "NS=twin-a" }).code)
+    assert.are.equal(0, run("run " .. d .. "/release.lua -q", { "NS=twin-b" }).code)
+    assert.are.equal(0, run("run " .. d .. "/release.lua -q", { "NS=twin-a", "CM=two" }).code)
+    assert.are.same({ "two" }, S.names(s, "configmaps", "twin-a"))
+    assert.are.same({ "one" }, S.names(s, "configmaps", "twin-b"))
+    assert.are.equal(0, s:kubectl("get clusterrole twin-twin-a twin-twin-b").code)
+  end)
+
+  it("diff of a release whose namespace does not exist yet shows creates", function()
+    local r = run("diff " .. dir .. "/release.lua -o json", { "NAME=nodiff", "NS=nodiff" })
+    assert.are.equal(0, r.code, r.stderr)
+    for _, c in ipairs(json.decode(r.stdout).changes) do assert.are.equal("create", c.action) end
+    assert.are_not.equal(0, s:kubectl("get namespace nodiff").code)
+  end)
+
   it("keeps history_limit versions", function()
     for i = 1, 4 do
       local r = run("run " .. dir .. "/release.lua -q --history-limit 2", { "NAME=hist", "NS=hist", "V=" .. i })

@@ -12,7 +12,8 @@
 --       within each group; immutable-field refusals recreate objects annotated
 --       atom.dev/recreate (or atom/recreate) "true", and are an error otherwise.
 --   apply.prune(client, release_name, keep, kinds, opts) -> deleted | nil, err
---       (opts.keep_namespace: a Namespace never pruned, the one holding the records; opts.dry_run)
+--       (opts.namespace: the release's namespace, part of what marks its objects;
+--       opts.keep_namespace: a Namespace never pruned, the one holding the records; opts.dry_run)
 --       deletes live objects carrying this release's label, of the given kinds, that are
 --       not in `keep` (prepared objects); never touches an object without the label.
 -- The caller owns every table passed in; prepared objects are new tables.
@@ -61,6 +62,7 @@ local function prepare_one(client, release_name, version, obj, default_ns)
   end
   o.metadata.labels = o.metadata.labels or {}
   o.metadata.labels[util.LABEL] = release_name
+  o.metadata.labels[util.NS_LABEL] = default_ns
   o.metadata.annotations = o.metadata.annotations or {}
   o.metadata.annotations[util.VERSION_ANNOTATION] = tostring(version)
   -- Server-owned fields from a stored live copy would make the apply fail or conflict.
@@ -166,11 +168,11 @@ function apply.apply(client, release_name, version, objects, default_ns, opts)
 end
 
 -- The release's live objects of the given kinds ("apiVersion|Kind" strings).
-function apply.live(client, release_name, kinds)
+function apply.live(client, release_name, kinds, release_ns)
   local out = {}
   for _, k in ipairs(kinds or {}) do
     local api_version, kind = k:match("^(.-)|(.*)$")
-    local items, err = client:list(api_version, kind, nil, { labelSelector = util.LABEL .. "=" .. release_name })
+    local items, err = client:list(api_version, kind, nil, { labelSelector = util.selector(release_name, release_ns) })
     if not items then
       -- A kind whose CRD is gone has no objects left to prune.
       if not (type(err) == "table" and (err.code == 404 or err.code == 0 and tostring(err.message):find("kind"))) then
@@ -191,7 +193,7 @@ function apply.prune(client, release_name, keep, kinds, opts)
   opts = opts or {}
   local wanted = {}
   for _, o in ipairs(keep) do wanted[util.key(o)] = true end
-  local live, err = apply.live(client, release_name, kinds)
+  local live, err = apply.live(client, release_name, kinds, opts.namespace)
   if not live then return nil, err end
   local doomed = {}
   for _, o in ipairs(live) do
@@ -199,7 +201,7 @@ function apply.prune(client, release_name, keep, kinds, opts)
     -- The namespace holding the release's own records stays: deleting it would take the
     -- record of what happened with it.
     local protected = o.kind == "Namespace" and opts.keep_namespace and o.metadata.name == opts.keep_namespace
-    if labels[util.LABEL] == release_name and not wanted[util.key(o)] and not (o.metadata or {}).deletionTimestamp
+    if util.owned(o, release_name, opts.namespace) and not wanted[util.key(o)] and not (o.metadata or {}).deletionTimestamp
       and not protected then
       doomed[#doomed + 1] = o
     end

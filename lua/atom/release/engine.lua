@@ -120,7 +120,7 @@ function Engine:apply_version(n, phase)
     { log = log, on_applied = function(live) obs:applied(live) end })
   if not prepared then obs:close(); return nil, err end
   local pruned, perr = apply.prune(self.client, self.name, prepared, self:status().kinds or {},
-    { keep_namespace = self.namespace, log = log })
+    { namespace = self.namespace, keep_namespace = self.namespace, log = log })
   if not pruned then obs:close(); return nil, perr end
   local ok, aerr = obs:add(prepared)
   if not ok then obs:close(); return nil, "watching: " .. describe(aerr) end

@@ -6,6 +6,19 @@ local core = require "atom.core"
 local util = {}
 
 util.LABEL = "atom.dev/release"
+-- Release names are unique per namespace only: the namespace of the release's records goes
+-- on every object too, so two releases called "shop" never prune each other's objects.
+util.NS_LABEL = "atom.dev/release-namespace"
+
+function util.selector(release, namespace)
+  return string.format("%s=%s,%s=%s", util.LABEL, release, util.NS_LABEL, namespace)
+end
+
+-- Does this live object belong to that release?
+function util.owned(obj, release, namespace)
+  local labels = (obj.metadata or {}).labels or {}
+  return labels[util.LABEL] == release and labels[util.NS_LABEL] == namespace
+end
 util.VERSION_ANNOTATION = "atom.dev/version"
 
 -- Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm): os.time reads a

@@ -309,7 +309,10 @@ function verbs.diff(release, eo)
     local live = client:get(o.apiVersion, o.kind, md.namespace, md.name)
     local r = dry[i] or {}
     local entry = { object = util.show(o) }
-    if r.err then
+    if r.err and not live and type(r.err) == "table" and r.err.code == 404 then
+      -- Its namespace does not exist yet (the run creates it): a plain create.
+      entry.action = "create"
+    elseif r.err then
       entry.action, entry.error = "error", describe(r.err)
     elseif not live then
       entry.action = "create"
@@ -329,7 +332,8 @@ function verbs.diff(release, eo)
       note = "kind not served yet (its CRD is created by this release)" }
   end
   if atom then
-    local doomed = apply.prune(client, release.name, prepared, atom.status.kinds or {}, { dry_run = true }) or {}
+    local doomed = apply.prune(client, release.name, prepared, atom.status.kinds or {},
+      { dry_run = true, namespace = ns, keep_namespace = ns }) or {}
     for _, o in ipairs(doomed) do result.prune[#result.prune + 1] = util.show(o) end
   end
   return result

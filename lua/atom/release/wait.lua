@@ -153,7 +153,7 @@ end
 function Observer:open_deferred()
   if not self.deferred then return true end
   local still = {}
-  local selector = util.LABEL .. "=" .. self.release
+  local selector = util.selector(self.release, self.namespace)
   for i, k in ipairs(self.deferred) do
     local ns = k.ns or nil
     local items, rv = self.client:list(k.apiVersion, k.kind, ns, { labelSelector = selector })
