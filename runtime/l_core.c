@@ -308,11 +308,17 @@ static int l_core_yaml_decode(lua_State *L)
     lua_Integer n = 0;
     for (;;) {
         if (!yaml_parser_load(&b->parser, &b->doc)) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s:%d:%d: %s%s%s", filename,
-                     (int)b->parser.problem_mark.line + 1, (int)b->parser.problem_mark.column + 1,
-                     b->parser.problem ? b->parser.problem : "invalid YAML",
-                     b->parser.context ? " " : "", b->parser.context ? b->parser.context : "");
+            char msg[768];
+            int n = snprintf(msg, sizeof msg, "%s:%d:%d: %s", filename,
+                             (int)b->parser.problem_mark.line + 1,
+                             (int)b->parser.problem_mark.column + 1,
+                             b->parser.problem ? b->parser.problem : "invalid YAML");
+            /* libyaml often notices a problem at the end of the file; where the
+             * unfinished construct began is what the user needs to find. */
+            if (b->parser.context && n > 0 && (size_t)n < sizeof msg)
+                snprintf(msg + n, sizeof msg - (size_t)n, " %s started at line %d:%d",
+                         b->parser.context, (int)b->parser.context_mark.line + 1,
+                         (int)b->parser.context_mark.column + 1);
             yaml_box_free(b);
             lua_pushnil(L);
             lua_pushstring(L, msg);
