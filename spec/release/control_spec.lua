@@ -47,6 +47,14 @@ describe("a running release", function()
     v1("c1")
     local h = bg("c1", { "V=2", "BAD=1", "DEADLINE=60" })
     assert.truthy(reach("c1", "Updating"))
+    -- status from another process names what is not ready and why
+    local st = json.decode(run("status c1 -n c1 -o json").stdout)
+    assert.are.equal("Updating", st.state)
+    local names = {}
+    for _, n in ipairs(st.not_ready) do names[#names + 1] = n.object end
+    assert.are.same({ "Deployment/c1/bad" }, names)
+    -- someone else's write to the record is never overwritten by the runner (409: re-read)
+    assert.are.equal(0, s:kubectl("annotate atom c1 -n c1 example.com/note=kept").code)
     local c = run("cancel c1 -n c1 -o json")
     assert.are.equal(0, c.code, c.stderr)
     assert.are.equal("Updating", json.decode(c.stdout).phase)
@@ -57,6 +65,7 @@ describe("a running release", function()
     local path = {}
     for _, t in ipairs(st.transitions) do if t.version == 2 then path[#path + 1] = t.to end end
     assert.are.same({ "Pending", "Updating", "Cancelled", "Rollback", "Reverted" }, path)
+    assert.are.equal("kept", S.atom_record(s, "c1", "c1").metadata.annotations["example.com/note"])
   end)
 
   it("atom cancel during Rollback ends in Failure", function()

@@ -14,7 +14,6 @@
 --                                    attempt, step_started, versions, not_ready, transitions }
 --   verbs.history(name, eo)     -> { { version, state, when, who, digest, script }, ... }
 --   verbs.diff(release, eo)     -> { changes = { { object, action, fields } }, prune = { object... } }
-local core = require "atom.core"
 local fsm = require "atom.fsm"
 local readiness = require "atom.readiness"
 local util = require "atom.release.util"
@@ -338,8 +337,5 @@ function verbs.diff(release, eo)
   end
   return result
 end
-
--- For embedders: engine.run etc. (atom.api calls the engine module by these names).
-verbs.monotonic = core.monotonic
 
 return verbs
