@@ -65,6 +65,9 @@ describe("atom.release.progress", function()
     v:update(nr, 3)
     assert.matches("waiting for 2 of 3 objects:", out.text())
     out.reset()
+    v:update(nr, 3)
+    assert.are.equal("", out.text()) -- nothing changed: nothing redrawn
+
     v:update({ nr[2] }, 3)
     assert.matches("^\27%[3A\27%[J", out.text())
     assert.matches("waiting for 1 of 3 objects:", out.text())

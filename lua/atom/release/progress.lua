@@ -25,6 +25,7 @@ function View:clear()
   if self.tty and self.drawn > 0 then
     self.out:write(string.format("\27[%dA\27[J", self.drawn))
     self.drawn = 0
+    self.drawn_sig = nil
   end
 end
 
@@ -39,6 +40,12 @@ end
 function View:update(not_ready, total)
   if self.quiet then return end
   if self.tty then
+    local sig = { tostring(total) }
+    for _, n in ipairs(not_ready) do sig[#sig + 1] = n.object .. "\0" .. n.state .. "\0" .. tostring(n.message) end
+    sig = table.concat(sig, "\n")
+    -- Redrawn when something changed, not on every tick: no flicker.
+    if sig == self.drawn_sig and self.drawn > 0 then return end
+    self.drawn_sig = sig
     self:clear()
     if #not_ready == 0 then return end
     local lines = { string.format("waiting for %d of %d object%s:", #not_ready, total, total == 1 and "" or "s") }
