@@ -31,6 +31,16 @@ set_target_properties(atom_shared PROPERTIES
 add_library(atom_static STATIC $<TARGET_OBJECTS:atom_objects>)
 set_target_properties(atom_static PROPERTIES OUTPUT_NAME atom)
 
+# A sanitized libatom (ATOM_SANITIZE) only runs in a program that links the
+# sanitizer runtimes first; say so to every consumer, through the CMake
+# package and atom.pc alike.
+set(ATOM_PC_SANITIZE "")
+if(ATOM_SANITIZE)
+  set(ATOM_PC_SANITIZE "-fsanitize=address,undefined")
+  target_link_options(atom_shared INTERFACE -fsanitize=address,undefined)
+  target_link_options(atom_static INTERFACE -fsanitize=address,undefined)
+endif()
+
 # luarocks (rockspec/atom-scm-1.rockspec) installs only the Lua module: the
 # Lua files into PREFIX/lua and the C modules into PREFIX/lib, the layout
 # luarocks deploys into its tree. Everything else is left out of `all`.
