@@ -20,7 +20,7 @@ describe("sim API: server basics", function()
     assert.equal("Status", r.json.kind)
     assert.equal("NotFound", r.json.reason)
     assert.equal(404, t.get("/apis/batch/v1beta1/namespaces/default/cronjobs").status)
-    assert.equal(404, t.get("/openapi/v2").status)
+    assert.equal(404, t.get("/openapi/v4").status)
   end)
 
   it("serves legacy discovery unless v2 is asked for", function()

@@ -510,7 +510,7 @@ local function do_apply(sim, r, old)
     local causes = util.array()
     for i, c in ipairs(conflicts) do
       causes[i] = { reason = "FieldManagerConflict",
-        message = string.format('conflict with "%s" using %s', c.manager, c.api_version or ""), field = c.path }
+        message = "conflict with " .. patchmod.manager_text(c), field = c.path }
     end
     return status_resp(status.new(409, patchmod.conflict_message(conflicts), "Conflict", { causes = causes }))
   end
@@ -870,7 +870,7 @@ local function route(sim, req, r_out)
   end
   if p1 == nil then
     return respond(200, util.encode({ paths = util.array({ "/api", "/api/v1", "/apis", "/healthz", "/livez",
-      "/metrics", "/openapi/v3", "/readyz", "/version" }) }))
+      "/metrics", "/openapi/v2", "/openapi/v3", "/readyz", "/version" }) }))
   end
   if p1 == "version" and #parts == 1 then return respond(200, VERSION) end
   if p1 == "healthz" or p1 == "readyz" or p1 == "livez" then return text(200, "ok") end
@@ -884,6 +884,14 @@ local function route(sim, req, r_out)
       local key = table.concat(parts, "/", 3)
       local doc = sim.openapi:get_doc(key)
       if doc then return respond(200, doc) end
+    end
+    -- kubectl validates kinds it finds in neither the v3 index nor the CRDs against the v2
+    -- document; a 404 there makes `apply` of an unknown kind fail validation instead of
+    -- saying "no matches for kind". A Document with only swagger "2.0" (protobuf field 1) and
+    -- no definitions means "no schema for that kind", which kubectl skips, as on a real server.
+    -- The content type is the one kube-apiserver sends: Go's mime parser refuses the "@" form.
+    if parts[2] == "v2" and #parts == 2 then
+      return respond(200, "\10\0032.0", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
     end
     return status_resp(status.path_not_found())
   end

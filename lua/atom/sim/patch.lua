@@ -772,12 +772,19 @@ function M.record_update(old, new, opts)
   return new
 end
 
+-- How kube-apiserver names the manager in a conflict: appliers by name only (their
+-- identifier has no apiVersion), updaters "using <apiVersion>" (the time is never part of it).
+function M.manager_text(c)
+  local op = c.owner and c.owner.operation
+  if op == "Update" then return string.format('"%s" using %s', c.manager, c.api_version or "") end
+  return string.format('"%s"', c.manager)
+end
+
 function M.conflict_message(conflicts)
   local n = #conflicts
   if n == 1 then
     local c = conflicts[1]
-    return string.format('Apply failed with 1 conflict: conflict with "%s" using %s: %s',
-      c.manager, c.api_version or "", c.path)
+    return string.format("Apply failed with 1 conflict: conflict with %s: %s", M.manager_text(c), c.path)
   end
   local lines = { string.format("Apply failed with %d conflicts: ", n) }
   local by = {}
@@ -788,7 +795,7 @@ function M.conflict_message(conflicts)
   end
   local chunks = {}
   for _, m in ipairs(order) do
-    local ls = { string.format('conflicts with "%s" using %s:', m, by[m][1].api_version or "") }
+    local ls = { string.format("conflicts with %s:", M.manager_text(by[m][1])) }
     for _, c in ipairs(by[m]) do ls[#ls + 1] = "- " .. c.path end
     chunks[#chunks + 1] = table.concat(ls, "\n")
   end
