@@ -55,6 +55,14 @@ static void cli_release_usage(FILE *out, const char *verb)
             "  --to VERSION             rollback: the version to go back to\n"
             "  --allow-exec             let the script spawn processes\n"
             "  --allow-read-outside     let the script read files outside its folder\n"
+            "  --max-instructions N     instruction budget of each call into the script:\n"
+            "                           loading it, a readiness check, a policy, a hook\n"
+            "                           (overrides its limits.instructions)\n"
+            "  --max-seconds S          wall-time budget of loading the script and of each\n"
+            "                           check or policy call (overrides limits.seconds;\n"
+            "                           hooks keep limits.hook_seconds)\n"
+            "  --max-heap BYTES         Lua heap ceiling per call; K, M or G suffix\n"
+            "                           (1024-based; overrides its limits.heap)\n"
             "  -q, --quiet              no progress output\n",
             verb,
             (strcmp(verb, "run") == 0 || strcmp(verb, "diff") == 0 || strcmp(verb, "check") == 0)
@@ -66,7 +74,7 @@ typedef struct cli_flag {
     const char *long_name;
     const char *short_name;
     const char *field; /* key in the Lua opts table */
-    enum { CLI_STRING, CLI_NUMBER, CLI_BOOL } type;
+    enum { CLI_STRING, CLI_NUMBER, CLI_BOOL, CLI_SIZE } type;
 } cli_flag;
 
 static const cli_flag cli_flags[] = {
@@ -81,6 +89,10 @@ static const cli_flag cli_flags[] = {
     {"--allow-exec", NULL, "allow_exec", CLI_BOOL},
     {"--allow-read-outside", NULL, "allow_read_outside", CLI_BOOL},
     {"--quiet", "-q", "quiet", CLI_BOOL},
+    /* Budgets: cli.lua turns max_* into the limits table script.load takes. */
+    {"--max-instructions", NULL, "max_instructions", CLI_NUMBER},
+    {"--max-seconds", NULL, "max_seconds", CLI_NUMBER},
+    {"--max-heap", NULL, "max_heap", CLI_SIZE},
     {NULL, NULL, NULL, CLI_BOOL},
 };
 
@@ -129,7 +141,26 @@ static int cli_parse(lua_State *L, int argc, char **argv)
             }
             value = argv[++i];
         }
-        if (f->type == CLI_NUMBER) {
+        if (f->type == CLI_SIZE) {
+            char *end;
+            double d = strtod(value, &end);
+            double unit = 1;
+            /* Sizes read like `ulimit`'s: K, M, G, 1024-based, any case, optional B. */
+            if (*end != '\0' && strchr("kKmMgG", *end) != NULL) {
+                unit = (*end == 'k' || *end == 'K')   ? 1024.0
+                       : (*end == 'm' || *end == 'M') ? 1024.0 * 1024
+                                                      : 1024.0 * 1024 * 1024;
+                end++;
+                if (*end == 'b' || *end == 'B')
+                    end++;
+            }
+            if (*value == '\0' || end == value || *end != '\0' || !(d > 0)) {
+                fprintf(stderr, "atom %s: %s wants a positive size (bytes, or with K, M or G), got '%s'\n",
+                        argv[0], f->long_name, value);
+                return -1;
+            }
+            lua_pushnumber(L, d * unit);
+        } else if (f->type == CLI_NUMBER) {
             char *end;
             double d = strtod(value, &end);
             if (*value == '\0' || *end != '\0' || d < 0) {

@@ -4,6 +4,8 @@
 -- 3 Reverted, 4 Failure, 5 refused (another run holds the release).
 --   opts = { args = { positional... }, kubeconfig, context, namespace, output = "text"|"json",
 --            lease_duration, deadline, history_limit, to, allow_exec, allow_read_outside,
+--            max_instructions, max_seconds, max_heap (bytes; the budget flags, which
+--            override the script's limits),
 --            interrupted = function() -> count, tty = bool, quiet = bool,
 --            stdout = file, stderr = file }
 local json = require "atom.json"
@@ -29,11 +31,26 @@ local function message_of(err)
   return tostring(err)
 end
 
+-- The budget flags as script.load's limits (nil when none is given, so the script's own
+-- limits stand). The instruction count is whole: a budget of 2.5 instructions means 2.
+local function flag_limits(opts)
+  local limits
+  local function set(field, v)
+    if v == nil then return end
+    limits = limits or {}
+    limits[field] = v
+  end
+  set("instructions", opts.max_instructions and math.floor(opts.max_instructions))
+  set("seconds", opts.max_seconds)
+  set("heap", opts.max_heap and math.floor(opts.max_heap))
+  return limits
+end
+
 local function load_script(path, opts)
   local script = require "atom.release.script"
   local ok, release, err = pcall(script.load, path, {
     allow_exec = opts.allow_exec, allow_read_outside = opts.allow_read_outside,
-    namespace = opts.namespace,
+    namespace = opts.namespace, limits = flag_limits(opts),
   })
   if not ok then return nil, { kind = "invalid", message = tostring(release) } end
   if not release then return nil, { kind = "invalid", message = message_of(err) } end

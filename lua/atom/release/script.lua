@@ -183,6 +183,9 @@ local function check_limits(t, where)
         where, tostring(k)))
     end
     if type(v) ~= "number" or v <= 0 or v ~= v then
+      if where == "flags" then
+        invalid(string.format("--max-%s must be a positive number, got %s", k, show(v)))
+      end
       invalid(string.format("%s: limits.%s must be a positive number, got %s", where, k, show(v)))
     end
   end
