@@ -10,8 +10,10 @@
 --
 -- Events land in client.events as { watcher, type, object }: ADDED, MODIFIED,
 -- DELETED as the server sends them; after a 410 the current objects come as
--- RELISTED, those that vanished meanwhile as DELETED (their last known
--- state), then watching resumes from the list's RV. A watch the server
+-- RELISTED, those that vanished meanwhile as DELETED (a stub: apiVersion,
+-- kind and metadata name, namespace, uid, resourceVersion as last seen; a
+-- watch keeps only that much per object, not the objects), then watching
+-- resumes from the list's RV. A watch the server
 -- refuses for good (403, 404, 400) yields one { type = "ERROR", err = err }
 -- and closes; any other ERROR event yields { type = "ERROR", err = err } (no
 -- object) and the watch resumes. BOOKMARKs only move the RV.
@@ -25,10 +27,30 @@ W.__index = W
 
 local MAX_DELAY = 5
 
-local function key_of(obj)
+-- What a watch remembers of an object it saw: enough to announce its
+-- deletion after a re-list, a few strings rather than the object.
+local function remember(known, obj)
   local md = type(obj) == "table" and obj.metadata or nil
-  if type(md) ~= "table" then return nil end
-  return (md.namespace or "") .. "/" .. tostring(md.name)
+  if type(md) ~= "table" or md.name == nil then return nil end
+  local ns = md.namespace
+  local k = (ns or "") .. "/" .. tostring(md.name)
+  local seen = known[k]
+  if seen then
+    seen[3], seen[4] = md.uid, md.resourceVersion
+  else
+    known[k] = { md.name, ns, md.uid, md.resourceVersion }
+  end
+  return k
+end
+
+local function forget(known, obj)
+  local md = type(obj) == "table" and obj.metadata or nil
+  if type(md) == "table" then known[(md.namespace or "") .. "/" .. tostring(md.name)] = nil end
+end
+
+function W:_stub(seen)
+  return { apiVersion = self.api_version, kind = self.kind,
+           metadata = { name = seen[1], namespace = seen[2], uid = seen[3], resourceVersion = seen[4] } }
 end
 
 function M.open(client, api_version, kind, namespace, opts)
@@ -94,12 +116,11 @@ function W:_relist()
   if not items then return self:_schedule(true) end
   local fresh = {}
   for _, it in ipairs(items) do
-    local k = key_of(it)
-    if k then fresh[k] = it end
+    remember(fresh, it)
     self:_emit("RELISTED", it)
   end
-  for k, old in pairs(self.known) do
-    if not fresh[k] then self:_emit("DELETED", old) end
+  for k, seen in pairs(self.known) do
+    if not fresh[k] then self:_emit("DELETED", self:_stub(seen)) end
   end
   self.known = fresh
   self.resource_version = rv
@@ -129,10 +150,7 @@ function W:_line(line)
   if type(md) == "table" and md.resourceVersion then self.resource_version = md.resourceVersion end
   if ev.type == "BOOKMARK" then return true end
   self.failures = 0
-  local k = key_of(obj)
-  if k then
-    if ev.type == "DELETED" then self.known[k] = nil else self.known[k] = obj end
-  end
+  if ev.type == "DELETED" then forget(self.known, obj) else remember(self.known, obj) end
   self:_emit(ev.type, obj)
   return true
 end
