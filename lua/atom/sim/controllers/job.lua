@@ -143,6 +143,9 @@ return function(sim)
         conclude(st.conditions, "SuccessCriteriaMet", "Complete", "CompletionsReached",
           "Reached expected number of succeeded pods", now)
         st.completionTime = now
+        -- The event outlives the Job, so a Job removed by ttlSecondsAfterFinished=0 can
+        -- still be told apart from one that never finished (the job controller sends it too).
+        recorder.event(job, "Normal", "Completed", "Job completed")
       elseif failed > backoff then
         fail("BackoffLimitExceeded", "Job has reached the specified backoff limit")
       elseif ads and started + ads <= tnow then
