@@ -46,8 +46,24 @@ function verbs.connect(eo)
   return client
 end
 
-local function namespace_for(eo, client)
-  return eo.namespace or client.namespace or "default"
+-- The client and the namespace a verb works in (the release's own, else the flag's, else the
+-- kubeconfig context's): -> client, namespace | nil, nil, err.
+local function open(eo, namespace)
+  local client, cerr = verbs.connect(eo)
+  if not client then return nil, nil, cerr end
+  return client, namespace or eo.namespace or client.namespace or "default"
+end
+
+local function no_release(name, ns)
+  return fail("state", string.format("no release %q in namespace %q", name, ns))
+end
+
+-- The release's Atom, or the error a verb answers with when it cannot be read or there is none.
+local function existing(client, ns, name)
+  local atom, aerr = records.get(client, ns, name)
+  if atom then return atom end
+  if aerr then return fail("kube", describe(aerr)) end
+  return no_release(name, ns)
 end
 
 local function progress_for(eo, name)
@@ -74,7 +90,7 @@ local function drive(client, ns, name, plan, eo)
   if aerr then l:release(); return fail("kube", describe(aerr)) end
   if not plan and not atom then
     l:release()
-    return fail("state", string.format("no release %q in namespace %q", name, ns))
+    return no_release(name, ns)
   end
   local view = progress_for(eo, name)
   if atom and l.taken_over and not fsm.terminal(atom.status.state or "") and (atom.status.state or "") ~= "" then
@@ -119,17 +135,22 @@ local function check_kinds(client, release)
   return true
 end
 
+-- A loaded release lists { object, source } entries; a plain table may list the objects.
+local function objects_of(release)
+  local objects = {}
+  for i, entry in ipairs(release.objects or {}) do objects[i] = entry.object or entry end
+  return objects
+end
+
 function verbs.run(release, eo)
   eo = eo or {}
-  local client, cerr = verbs.connect(eo)
+  local client, ns, cerr = open(eo, release.namespace)
   if not client then return nil, cerr end
-  local ns = release.namespace or namespace_for(eo, client)
   local kinds_ok, kerr = check_kinds(client, release)
   if not kinds_ok then return nil, kerr end
   local ok, rerr = records.ensure(client, ns)
   if not ok then return fail("kube", "preparing the records in namespace " .. ns .. ": " .. describe(rerr)) end
-  local objects = {}
-  for i, entry in ipairs(release.objects or {}) do objects[i] = entry.object or entry end
+  local objects = objects_of(release)
   local deadline = eo.deadline or release.deadline or 300
   local plan = {
     objects = objects, digest = release.script_digest, script = release.script_path,
@@ -141,9 +162,9 @@ end
 
 function verbs.resume(name, eo)
   eo = eo or {}
-  local client, cerr = verbs.connect(eo)
+  local client, ns, cerr = open(eo)
   if not client then return nil, cerr end
-  return drive(client, namespace_for(eo, client), name, nil, eo)
+  return drive(client, ns, name, nil, eo)
 end
 
 -- The newest version that reached Running before the one now live.
@@ -159,14 +180,10 @@ end
 
 function verbs.rollback(name, eo)
   eo = eo or {}
-  local client, cerr = verbs.connect(eo)
+  local client, ns, cerr = open(eo)
   if not client then return nil, cerr end
-  local ns = namespace_for(eo, client)
-  local atom, aerr = records.get(client, ns, name)
-  if not atom then
-    if aerr then return fail("kube", describe(aerr)) end
-    return fail("state", string.format("no release %q in namespace %q", name, ns))
-  end
+  local atom, aerr = existing(client, ns, name)
+  if not atom then return nil, aerr end
   local versions = records.list_versions(client, ns, name) or {}
   local to = util.int(eo.to) or previous_good(atom, versions)
   if not to then return fail("state", "release " .. name .. " has no earlier version that reached Running") end
@@ -186,15 +203,11 @@ end
 
 function verbs.cancel(name, eo)
   eo = eo or {}
-  local client, cerr = verbs.connect(eo)
+  local client, ns, cerr = open(eo)
   if not client then return nil, cerr end
-  local ns = namespace_for(eo, client)
   for _ = 1, 10 do
-    local atom, aerr = records.get(client, ns, name)
-    if not atom then
-      if aerr then return fail("kube", describe(aerr)) end
-      return fail("state", string.format("no release %q in namespace %q", name, ns))
-    end
+    local atom, aerr = existing(client, ns, name)
+    if not atom then return nil, aerr end
     local state = atom.status.state or ""
     local phase
     if state == "Pending" or state == "Updating" then phase = "Updating"
@@ -214,28 +227,22 @@ end
 
 function verbs.history(name, eo)
   eo = eo or {}
-  local client, cerr = verbs.connect(eo)
+  local client, ns, cerr = open(eo)
   if not client then return nil, cerr end
-  local ns = namespace_for(eo, client)
   local versions, err = records.list_versions(client, ns, name)
   if not versions then return fail("kube", describe(err)) end
   if #versions == 0 then
-    local atom = records.get(client, ns, name)
-    if not atom then return fail("state", string.format("no release %q in namespace %q", name, ns)) end
+    if not records.get(client, ns, name) then return no_release(name, ns) end
   end
   return versions
 end
 
 function verbs.status(name, eo)
   eo = eo or {}
-  local client, cerr = verbs.connect(eo)
+  local client, ns, cerr = open(eo)
   if not client then return nil, cerr end
-  local ns = namespace_for(eo, client)
-  local atom, aerr = records.get(client, ns, name)
-  if not atom then
-    if aerr then return fail("kube", describe(aerr)) end
-    return fail("state", string.format("no release %q in namespace %q", name, ns))
-  end
+  local atom, aerr = existing(client, ns, name)
+  if not atom then return nil, aerr end
   local st = atom.status
   local out = { name = name, namespace = ns, state = st.state, version = util.int(st.version),
                 previous = util.int(st.previous), message = st.message, attempt = util.int(st.attempt),
@@ -288,11 +295,9 @@ end
 
 function verbs.diff(release, eo)
   eo = eo or {}
-  local client, cerr = verbs.connect(eo)
+  local client, ns, cerr = open(eo, release.namespace)
   if not client then return nil, cerr end
-  local ns = release.namespace or namespace_for(eo, client)
-  local objects = {}
-  for i, entry in ipairs(release.objects or {}) do objects[i] = entry.object or entry end
+  local objects = objects_of(release)
   local result = { changes = {}, prune = {} }
   local atom = records.get(client, ns, release.name)
   local version = atom and (util.int(atom.status.latest) or 0) + 1 or 1
