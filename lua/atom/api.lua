@@ -15,6 +15,8 @@
 --
 -- progress events: { kind = "transition", release, version, from, to, reason }
 --                  { kind = "not_ready", release, version, object, message }
+local util = require "atom.release.util"
+
 local api = {}
 
 local KNOWN_OPTIONS = {
@@ -25,12 +27,6 @@ local KNOWN_OPTIONS = {
   ["allow-read-outside"] = "boolean",
 }
 api.KNOWN_OPTIONS = KNOWN_OPTIONS
-
--- Versions come back from JSON as floats; callers want integers.
-local function int(v)
-  local n = tonumber(v)
-  return n and (math.tointeger(n) or n) or nil
-end
 
 local function fail(kind, message)
   return nil, { kind = kind, message = tostring(message) }
@@ -132,30 +128,37 @@ local function engine_opts(opts, app)
   return o
 end
 
+-- -> engine options | nil, what is wrong with opts
 local function prepare(opts)
   opts = opts or {}
   local bad = check_options(opts)
-  if bad then return nil, nil, bad end
+  if bad then return nil, bad end
   local err, app = install_app(opts)
-  if err then return nil, nil, err end
-  return opts, engine_opts(opts, app)
+  if err then return nil, err end
+  return engine_opts(opts, app)
+end
+
+-- Calls the release loader's `fn` protected; a raised error is the script's ("lua"),
+-- a returned one is bad input ("invalid").
+local function load_with(fn, arg, eo, extra)
+  local lo = { allow_exec = eo.allow_exec, allow_read_outside = eo.allow_read_outside,
+               namespace = eo.namespace, app = eo.app }
+  for k, v in pairs(extra or {}) do lo[k] = v end
+  local ok, release, err = pcall(fn, arg, lo)
+  if not ok then return nil, as_error(release, "lua") end
+  if not release then return nil, as_error(err, "invalid") end
+  return release
 end
 
 -- Loads and validates a script (no cluster access).
 function api.load(path, opts)
-  local _, eo, bad = prepare(opts)
-  if bad then return fail("invalid", bad) end
+  local eo, bad = prepare(opts)
+  if not eo then return fail("invalid", bad) end
   local ok, script = pcall(require, "atom.release.script")
   if not ok then
     return fail("state", "the release loader (atom.release.script) is not available: " .. tostring(script))
   end
-  local ok2, release, err = pcall(script.load, path, {
-    allow_exec = eo.allow_exec, allow_read_outside = eo.allow_read_outside,
-    namespace = eo.namespace, app = eo.app,
-  })
-  if not ok2 then return nil, as_error(release, "lua") end
-  if not release then return nil, as_error(err, "invalid") end
-  return release
+  return load_with(script.load, path, eo)
 end
 
 -- As load, from text. The loader reads scripts from files (their folder is
@@ -164,25 +167,16 @@ end
 function api.load_string(source, dir, chunkname, opts)
   local ok, script = pcall(require, "atom.release.script")
   if ok and type(script.load_string) == "function" then
-    local _, eo, bad = prepare(opts)
-    if bad then return fail("invalid", bad) end
-    local ok2, release, err = pcall(script.load_string, source, {
-      dir = dir or ".", chunkname = chunkname or "release.lua",
-      allow_exec = eo.allow_exec, allow_read_outside = eo.allow_read_outside,
-      namespace = eo.namespace, app = eo.app,
-    })
-    if not ok2 then return nil, as_error(release, "lua") end
-    if not release then return nil, as_error(err, "invalid") end
-    return release
+    local eo, bad = prepare(opts)
+    if not eo then return fail("invalid", bad) end
+    return load_with(script.load_string, source, eo, { dir = dir or ".", chunkname = chunkname or "release.lua" })
   end
   -- Fallback: a script file written into dir (so relative paths resolve as
   -- the embedder means), removed again at once.
   local base = (dir or ".") .. "/.atom-embed-" .. tostring(os.time()) .. "-"
     .. tostring(math.random(1, 1 << 30)) .. "-" .. (chunkname or "release.lua"):gsub("[^%w%.%-_]", "_")
-  local f, ferr = io.open(base, "wb")
-  if not f then return fail("io", "cannot stage the script in " .. tostring(dir) .. ": " .. tostring(ferr)) end
-  f:write(source)
-  f:close()
+  local ok_w, ferr = util.write_file(base, source)
+  if not ok_w then return fail("io", "cannot stage the script in " .. tostring(dir) .. ": " .. tostring(ferr)) end
   local release, err = api.load(base, opts)
   os.remove(base)
   return release, err
@@ -201,12 +195,11 @@ local function new_view(eo, release)
 end
 
 function View:log(fields)
-  local util = require "atom.release.util"
   local f = {}
   for _, kv in ipairs(fields) do f[kv[1]] = kv[2] end
   if f.to ~= nil and self.eo.progress then
     self.eo.progress({ kind = "transition", release = f.release or self.release,
-      version = int(f.version), from = f.from or "", to = f.to, reason = tostring(f.reason or "") })
+      version = util.int(f.version), from = f.from or "", to = f.to, reason = tostring(f.reason or "") })
   end
   if self.eo.log then
     table.insert(fields, 1, { "ts", util.rfc3339(nil, true) })
@@ -246,13 +239,11 @@ local function verb_opts(eo, name)
   local staged
   if eo.kubeconfig_data then
     staged = os.tmpname()
-    local f, err = io.open(staged, "wb")
-    if not f then
+    local ok, err = util.write_file(staged, eo.kubeconfig_data)
+    if not ok then
       os.remove(staged)
       return nil, { kind = "io", message = "cannot stage the kubeconfig: " .. tostring(err) }
     end
-    f:write(eo.kubeconfig_data)
-    f:close()
     vo.kubeconfig, vo.kubeconfig_data = staged, nil
   end
   local ok, client, cerr = pcall(verbs().connect, vo)
@@ -270,7 +261,9 @@ local function verb_opts(eo, name)
 end
 
 -- Calls verbs[verb](arg, vo) protected, always cleaning up, mapping raised errors.
-local function call_verb(verb, arg, eo, name, extra)
+local function call_verb(verb, arg, opts, name, extra)
+  local eo, bad = prepare(opts)
+  if not eo then return fail("invalid", bad) end
   local vo, done = verb_opts(eo, name)
   if not vo then return nil, done end
   for k, v in pairs(extra or {}) do vo[k] = v end
@@ -296,50 +289,38 @@ end
 function api.run(release_or_path, opts)
   local release, err = release_arg(release_or_path, opts)
   if not release then return nil, err end
-  local _, eo, bad = prepare(opts)
-  if bad then return fail("invalid", bad) end
-  return call_verb("run", release, eo, release.name)
+  return call_verb("run", release, opts, release.name)
 end
 
 -- Finishes an interrupted version from the record.
 function api.resume(name, opts)
-  local _, eo, bad = prepare(opts)
-  if bad then return fail("invalid", bad) end
-  return call_verb("resume", name, eo, name)
+  return call_verb("resume", name, opts, name)
 end
 
 -- Marks the record so the run driving it cancels (from any process).
 -- -> { name, namespace, version, state, phase }
 function api.cancel(name, opts)
-  local _, eo, bad = prepare(opts)
-  if bad then return fail("invalid", bad) end
-  return call_verb("cancel", name, eo, name)
+  return call_verb("cancel", name, opts, name)
 end
 
 -- A new version whose objects are version `to`'s (default: the previous good one).
 function api.rollback(name, to, opts)
-  local _, eo, bad = prepare(opts)
-  if bad then return fail("invalid", bad) end
-  return call_verb("rollback", name, eo, name, { to = int(to) })
+  return call_verb("rollback", name, opts, name, { to = util.int(to) })
 end
 
 -- -> { name, namespace, state, version, previous, message, attempt, step_started,
 --      versions, not_ready = { { object, state, message } }, transitions }
 function api.status(name, opts)
-  local _, eo, bad = prepare(opts)
-  if bad then return fail("invalid", bad) end
-  return call_verb("status", name, eo, name)
+  return call_verb("status", name, opts, name)
 end
 
 -- -> { { version, state, when, who, digest, script }, ... } oldest first
 function api.history(name, opts)
-  local _, eo, bad = prepare(opts)
-  if bad then return fail("invalid", bad) end
-  local res, err = call_verb("history", name, eo, name)
+  local res, err = call_verb("history", name, opts, name)
   if not res then return nil, err end
   local out = {}
   for i, v in ipairs(res) do
-    out[i] = { version = int(v.version), state = v.state or "", when = v.when or "", who = v.who or "",
+    out[i] = { version = util.int(v.version), state = v.state or "", when = v.when or "", who = v.who or "",
                digest = v.digest or "", script = v.script }
   end
   return setmetatable(out, require("atom.core").array_mt)

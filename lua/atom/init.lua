@@ -21,6 +21,7 @@
 -- traceback. Nothing here touches a cluster.
 local core = require "atom.core"
 local cjson = require "cjson"
+local read_file = require("atom.release.util").read_file
 
 local M = {}
 
@@ -100,14 +101,6 @@ local function substitute(text, values, file)
   end
   out[#out + 1] = text:sub(pos)
   return table.concat(out)
-end
-
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text = f:read("a")
-  f:close()
-  return text
 end
 
 function M.new(opts)

@@ -151,6 +151,26 @@ function util.requeue(client, events)
   end
 end
 
+-- A whole file as bytes: -> text | nil, err (also when the read itself fails, as for a folder).
+function util.read_file(path)
+  local f, ferr = io.open(path, "rb")
+  if not f then return nil, ferr end
+  local text, rerr = f:read("a")
+  f:close()
+  if not text then return nil, rerr end
+  return text
+end
+
+-- Writes a whole file (replacing it): -> true | nil, err.
+function util.write_file(path, data)
+  local f, ferr = io.open(path, "wb")
+  if not f then return nil, ferr end
+  local ok, werr = f:write(data)
+  f:close()
+  if not ok then return nil, werr end
+  return true
+end
+
 -- First line of an error, for one-line messages.
 function util.first_line(s)
   s = tostring(s)
