@@ -96,6 +96,12 @@ static int set_copy(atom_runtime *rt, char **slot, const char *s, size_t n)
     return rt_ok(rt);
 }
 
+/* As set_copy, for a NUL-terminated string. */
+static int set_string_copy(atom_runtime *rt, char **slot, const char *s)
+{
+    return set_copy(rt, slot, s, s ? strlen(s) : 0);
+}
+
 static int is_identifier(const char *s)
 {
     if (s == NULL || !(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
@@ -239,7 +245,7 @@ int atom_runtime_set_kubeconfig(atom_runtime *rt, const char *path)
 {
     if (rt == NULL)
         return ATOM_EINVAL;
-    return set_copy(rt, &rt->kubeconfig, path, path ? strlen(path) : 0);
+    return set_string_copy(rt, &rt->kubeconfig, path);
 }
 
 int atom_runtime_set_kubeconfig_data(atom_runtime *rt, const char *data, size_t len)
@@ -256,14 +262,14 @@ int atom_runtime_set_context(atom_runtime *rt, const char *context)
 {
     if (rt == NULL)
         return ATOM_EINVAL;
-    return set_copy(rt, &rt->context, context, context ? strlen(context) : 0);
+    return set_string_copy(rt, &rt->context, context);
 }
 
 int atom_runtime_set_namespace(atom_runtime *rt, const char *ns)
 {
     if (rt == NULL)
         return ATOM_EINVAL;
-    return set_copy(rt, &rt->ns, ns, ns ? strlen(ns) : 0);
+    return set_string_copy(rt, &rt->ns, ns);
 }
 
 /* Pushes the config table. */
@@ -272,6 +278,15 @@ static void push_cfg(lua_State *L, const char *field)
     lua_getfield(L, LUA_REGISTRYINDEX, ATOM_CFG_KEY);
     lua_getfield(L, -1, field);
     lua_remove(L, -2);
+}
+
+/* config[table][name] = value; NULL clears (lua_pushstring pushes nil for it). */
+static void cfg_set(lua_State *L, const char *table, const char *name, const char *value)
+{
+    push_cfg(L, table);
+    lua_pushstring(L, value);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
 }
 
 /* Pushes require("atom.api")[fn]; the module is already loaded. */
@@ -300,10 +315,7 @@ int atom_runtime_set_option(atom_runtime *rt, const char *name, const char *valu
     if (rc != ATOM_OK)
         return rc;
     lua_pushstring(L, name);
-    if (value)
-        lua_pushstring(L, value);
-    else
-        lua_pushnil(L);
+    lua_pushstring(L, value);
     if ((rc = lh_pcall(rt->host, 2, 2, &rt->err)) != ATOM_OK)
         return rc;
     if (lua_isstring(L, -1)) {
@@ -312,13 +324,7 @@ int atom_runtime_set_option(atom_runtime *rt, const char *name, const char *valu
         return rc;
     }
     lua_pop(L, 2);
-    push_cfg(L, "options");
-    if (value)
-        lua_pushstring(L, value);
-    else
-        lua_pushnil(L);
-    lua_setfield(L, -2, name);
-    lua_pop(L, 1);
+    cfg_set(L, "options", name, value);
     return rt_ok(rt);
 }
 
@@ -427,53 +433,46 @@ static call_result *next_result(atom_call *call)
     return r;
 }
 
-int atom_call_return_string(atom_call *call, const char *s, size_t len)
+/* Appends a result that owns no memory: a number, a boolean (0/1) or nil. */
+static int return_scalar(atom_call *call, int type, double n)
 {
     call_result *r = next_result(call);
     if (r == NULL)
         return ATOM_EINVAL;
-    if (s == NULL) {
-        r->type = ATOM_TYPE_NIL;
-    } else {
-        if ((r->string = dup_n(s, len)) == NULL)
-            return ATOM_ENOMEM;
-        r->type = ATOM_TYPE_STRING;
-        r->len = len;
-    }
+    r->type = type;
+    r->number = n;
+    call->nresults++;
+    return ATOM_OK;
+}
+
+int atom_call_return_string(atom_call *call, const char *s, size_t len)
+{
+    if (s == NULL)
+        return return_scalar(call, ATOM_TYPE_NIL, 0);
+    call_result *r = next_result(call);
+    if (r == NULL)
+        return ATOM_EINVAL;
+    if ((r->string = dup_n(s, len)) == NULL)
+        return ATOM_ENOMEM;
+    r->type = ATOM_TYPE_STRING;
+    r->len = len;
     call->nresults++;
     return ATOM_OK;
 }
 
 int atom_call_return_number(atom_call *call, double n)
 {
-    call_result *r = next_result(call);
-    if (r == NULL)
-        return ATOM_EINVAL;
-    r->type = ATOM_TYPE_NUMBER;
-    r->number = n;
-    call->nresults++;
-    return ATOM_OK;
+    return return_scalar(call, ATOM_TYPE_NUMBER, n);
 }
 
 int atom_call_return_boolean(atom_call *call, int b)
 {
-    call_result *r = next_result(call);
-    if (r == NULL)
-        return ATOM_EINVAL;
-    r->type = ATOM_TYPE_BOOLEAN;
-    r->number = b != 0;
-    call->nresults++;
-    return ATOM_OK;
+    return return_scalar(call, ATOM_TYPE_BOOLEAN, b != 0);
 }
 
 int atom_call_return_nil(atom_call *call)
 {
-    call_result *r = next_result(call);
-    if (r == NULL)
-        return ATOM_EINVAL;
-    r->type = ATOM_TYPE_NIL;
-    call->nresults++;
-    return ATOM_OK;
+    return return_scalar(call, ATOM_TYPE_NIL, 0);
 }
 
 int atom_call_error(atom_call *call, const char *fmt, ...)
@@ -552,14 +551,7 @@ int atom_runtime_set_string(atom_runtime *rt, const char *name, const char *valu
     if (!is_identifier(name))
         return rt_fail(rt, ATOM_EINVAL, "atom_runtime_set_string: '%s' is not a Lua identifier",
                        name ? name : "(null)");
-    lua_State *L = lh_state(rt->host);
-    push_cfg(L, "app");
-    if (value)
-        lua_pushstring(L, value);
-    else
-        lua_pushnil(L);
-    lua_setfield(L, -2, name);
-    lua_pop(L, 1);
+    cfg_set(lh_state(rt->host), "app", name, value);
     return rt_ok(rt);
 }
 
@@ -604,6 +596,13 @@ static const char *opt_field(lua_State *L, int t, const char *k)
     return s;
 }
 
+/* As opt_field, with "" for a missing field: the public structs never hold NULL strings. */
+static const char *str_field(lua_State *L, int t, const char *k)
+{
+    const char *s = opt_field(L, t, k);
+    return s ? s : "";
+}
+
 static long num_field(lua_State *L, int t, const char *k)
 {
     lua_getfield(L, t, k);
@@ -623,9 +622,7 @@ static int l_progress(lua_State *L)
     const char *kind = opt_field(L, 1, "kind");
     p.kind = kind && strcmp(kind, "not_ready") == 0 ? ATOM_PROGRESS_NOT_READY
                                                       : ATOM_PROGRESS_TRANSITION;
-    p.release = opt_field(L, 1, "release");
-    if (p.release == NULL)
-        p.release = "";
+    p.release = str_field(L, 1, "release");
     p.version = num_field(L, 1, "version");
     p.from = atom_state_from_name(opt_field(L, 1, "from"));
     p.to = atom_state_from_name(opt_field(L, 1, "to"));
@@ -633,9 +630,7 @@ static int l_progress(lua_State *L)
         p.object = opt_field(L, 1, "object");
     p.message = opt_field(L, 1, "reason");
     if (p.message == NULL)
-        p.message = opt_field(L, 1, "message");
-    if (p.message == NULL)
-        p.message = "";
+        p.message = str_field(L, 1, "message");
     rt->progress(rt->progress_user, &p);
     return 0;
 }
@@ -657,42 +652,38 @@ int atom_runtime_cancel_run(atom_runtime *rt)
     return ATOM_OK;
 }
 
-/* Pushes the opts table atom.api takes, from the handle's settings. */
+/* t[k] = fn, a closure over the handle, for the table on top. */
+static void set_callback(lua_State *L, atom_runtime *rt, const char *k, lua_CFunction fn)
+{
+    lua_pushlightuserdata(L, rt);
+    lua_pushcclosure(L, fn, 1);
+    lua_setfield(L, -2, k);
+}
+
+/* Pushes the opts table atom.api takes, from the handle's settings; a
+ * setting not made is left out (nil), not an empty string. */
 static void push_opts(atom_runtime *rt)
 {
     lua_State *L = lh_state(rt->host);
     lua_createtable(L, 0, 8);
-    if (rt->kubeconfig) {
-        lua_pushstring(L, rt->kubeconfig);
-        lua_setfield(L, -2, "kubeconfig");
-    }
+    lua_pushstring(L, rt->kubeconfig);
+    lua_setfield(L, -2, "kubeconfig");
     if (rt->kubeconfig_data) {
         lua_pushlstring(L, rt->kubeconfig_data, rt->kubeconfig_data_len);
         lua_setfield(L, -2, "kubeconfig_data");
     }
-    if (rt->context) {
-        lua_pushstring(L, rt->context);
-        lua_setfield(L, -2, "context");
-    }
-    if (rt->ns) {
-        lua_pushstring(L, rt->ns);
-        lua_setfield(L, -2, "namespace");
-    }
+    lua_pushstring(L, rt->context);
+    lua_setfield(L, -2, "context");
+    lua_pushstring(L, rt->ns);
+    lua_setfield(L, -2, "namespace");
     push_cfg(L, "options");
     lua_setfield(L, -2, "options");
     push_cfg(L, "app");
     lua_setfield(L, -2, "app");
-    lua_pushlightuserdata(L, rt);
-    lua_pushcclosure(L, l_log, 1);
-    lua_setfield(L, -2, "log");
-    lua_pushlightuserdata(L, rt);
-    lua_pushcclosure(L, l_interrupted, 1);
-    lua_setfield(L, -2, "interrupted");
-    if (rt->progress) {
-        lua_pushlightuserdata(L, rt);
-        lua_pushcclosure(L, l_progress, 1);
-        lua_setfield(L, -2, "progress");
-    }
+    set_callback(L, rt, "log", l_log);
+    set_callback(L, rt, "interrupted", l_interrupted);
+    if (rt->progress)
+        set_callback(L, rt, "progress", l_progress);
 }
 
 static int code_of_kind(const char *kind)
@@ -806,14 +797,8 @@ int atom_release_load_string(atom_runtime *rt, const char *source, size_t len, c
     if (rc != ATOM_OK)
         return rc;
     lua_pushlstring(L, source, len);
-    if (dir)
-        lua_pushstring(L, dir);
-    else
-        lua_pushnil(L);
-    if (chunkname)
-        lua_pushstring(L, chunkname);
-    else
-        lua_pushnil(L);
+    lua_pushstring(L, dir);        /* NULL pushes nil: the default */
+    lua_pushstring(L, chunkname);
     push_opts(rt);
     if ((rc = call_api(rt, 4)) != ATOM_OK)
         return rc;
@@ -933,18 +918,12 @@ static int fill_info(atom_runtime *rt, atom_release_info *out)
         return rc;
     }
     /* Strings stay valid: the table is kept as the last result. */
-    out->name = opt_field(L, -1, "name");
-    out->ns = opt_field(L, -1, "namespace");
+    out->name = str_field(L, -1, "name");
+    out->ns = str_field(L, -1, "namespace");
     out->state = atom_state_from_name(opt_field(L, -1, "state"));
     out->version = num_field(L, -1, "version");
     out->previous = num_field(L, -1, "previous");
-    out->message = opt_field(L, -1, "message");
-    if (out->name == NULL)
-        out->name = "";
-    if (out->ns == NULL)
-        out->ns = "";
-    if (out->message == NULL)
-        out->message = "";
+    out->message = str_field(L, -1, "message");
     keep_last(L);
     return rt_ok(rt);
 }
@@ -1002,12 +981,9 @@ int atom_release_history(atom_runtime *rt, const char *name, atom_history_fn fn,
             atom_version_info v;
             v.version = num_field(L, e, "version");
             v.state = atom_state_from_name(opt_field(L, e, "state"));
-            v.when = opt_field(L, e, "when");
-            v.who = opt_field(L, e, "who");
-            v.digest = opt_field(L, e, "digest");
-            if (!v.when) v.when = "";
-            if (!v.who) v.who = "";
-            if (!v.digest) v.digest = "";
+            v.when = str_field(L, e, "when");
+            v.who = str_field(L, e, "who");
+            v.digest = str_field(L, e, "digest");
             int stop = fn(user, &v);
             lua_pop(L, 1);
             if (stop)
@@ -1039,24 +1015,24 @@ static int to_json(atom_runtime *rt, const char **json)
     return rt_ok(rt);
 }
 
-int atom_release_status_json(atom_runtime *rt, const char *name, const char **json)
+/* atom_release_<verb>_json: api.<verb>(name) as JSON text. */
+static int by_name_json(atom_runtime *rt, const char *verb, const char *name, const char **json)
 {
     if (rt == NULL)
         return ATOM_EINVAL;
     if (json == NULL)
-        return rt_fail(rt, ATOM_EINVAL, "atom_release_status_json: json is NULL");
+        return rt_fail(rt, ATOM_EINVAL, "atom_release_%s_json: json is NULL", verb);
     *json = NULL;
-    int rc = by_name(rt, "status", name, 0, 0);
+    int rc = by_name(rt, verb, name, 0, 0);
     return rc != ATOM_OK ? rc : to_json(rt, json);
+}
+
+int atom_release_status_json(atom_runtime *rt, const char *name, const char **json)
+{
+    return by_name_json(rt, "status", name, json);
 }
 
 int atom_release_history_json(atom_runtime *rt, const char *name, const char **json)
 {
-    if (rt == NULL)
-        return ATOM_EINVAL;
-    if (json == NULL)
-        return rt_fail(rt, ATOM_EINVAL, "atom_release_history_json: json is NULL");
-    *json = NULL;
-    int rc = by_name(rt, "history", name, 0, 0);
-    return rc != ATOM_OK ? rc : to_json(rt, json);
+    return by_name_json(rt, "history", name, json);
 }
