@@ -146,6 +146,52 @@ end
 
 local function differs(a, b) return not util.equal(a, b) end
 
+local function go_quote(v)
+  return '"' .. tostring(v):gsub('[\\"]', "\\%0") .. '"'
+end
+
+local function go_strings(list)
+  if type(list) ~= "table" then return "[]string(nil)" end
+  local parts = {}
+  for i, v in ipairs(list) do parts[i] = go_quote(v) end
+  return "[]string{" .. table.concat(parts, ", ") .. "}"
+end
+
+-- A LabelSelector as the apiserver prints a bad value: Go's %#v of the struct
+-- (its String() is on the pointer only), e.g. v1.LabelSelector{MatchLabels:
+-- map[string]string{"app":"web"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}.
+local function go_label_selector(sel)
+  local labels = "map[string]string(nil)"
+  if type(sel.matchLabels) == "table" then
+    local keys = {}
+    for k in pairs(sel.matchLabels) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for i, k in ipairs(keys) do keys[i] = go_quote(k) .. ":" .. go_quote(sel.matchLabels[k]) end
+    labels = "map[string]string{" .. table.concat(keys, ", ") .. "}"
+  end
+  local exprs = "[]v1.LabelSelectorRequirement(nil)"
+  if type(sel.matchExpressions) == "table" then
+    local parts = {}
+    for i, e in ipairs(sel.matchExpressions) do
+      parts[i] = string.format("v1.LabelSelectorRequirement{Key:%s, Operator:%s, Values:%s}",
+        go_quote(e.key or ""), go_quote(e.operator or ""), go_strings(e.values))
+    end
+    exprs = "[]v1.LabelSelectorRequirement{" .. table.concat(parts, ", ") .. "}"
+  end
+  return "v1.LabelSelector{MatchLabels:" .. labels .. ", MatchExpressions:" .. exprs .. "}"
+end
+
+-- spec.<field> may not change on update: the cause the apiserver gives when it did.
+local function immutable(out, old_spec, new_spec, field)
+  if differs(old_spec[field], new_spec[field]) then
+    local v = new_spec[field]
+    local shown = (field == "selector" and type(v) == "table") and go_label_selector(v)
+      or util.encode(v or util.null)
+    out[#out + 1] = cause("FieldValueInvalid", "spec." .. field,
+      "Invalid value: " .. shown .. ": field is immutable")
+  end
+end
+
 local STS_MUTABLE = {
   replicas = true, template = true, updateStrategy = true, ordinals = true,
   persistentVolumeClaimRetentionPolicy = true, minReadySeconds = true,
@@ -156,12 +202,7 @@ function M.update(info, old, new)
   local out = {}
   local k, g = info.kind, info.group
   local os_, ns_ = old.spec or {}, new.spec or {}
-  if g == "apps" and WORKLOADS[k] then
-    if differs(os_.selector, ns_.selector) then
-      out[#out + 1] = cause("FieldValueInvalid", "spec.selector",
-        "Invalid value: " .. util.encode(ns_.selector or util.null) .. ": field is immutable")
-    end
-  end
+  if g == "apps" and WORKLOADS[k] then immutable(out, os_, ns_, "selector") end
   if g == "apps" and k == "StatefulSet" then
     local fields = {}
     for x in pairs(os_) do fields[x] = true end
@@ -175,14 +216,8 @@ function M.update(info, old, new)
     end
   end
   if g == "batch" and k == "Job" then
-    if differs(os_.selector, ns_.selector) then
-      out[#out + 1] = cause("FieldValueInvalid", "spec.selector",
-        "Invalid value: " .. util.encode(ns_.selector or util.null) .. ": field is immutable")
-    end
-    if differs(os_.template, ns_.template) then
-      out[#out + 1] = cause("FieldValueInvalid", "spec.template",
-        "Invalid value: " .. util.encode(ns_.template or util.null) .. ": field is immutable")
-    end
+    immutable(out, os_, ns_, "selector")
+    immutable(out, os_, ns_, "template")
   end
   if g == "" and k == "Service" then
     if os_.clusterIP and ns_.clusterIP and os_.clusterIP ~= ns_.clusterIP and os_.clusterIP ~= "" then
