@@ -34,6 +34,9 @@ function engine.new(o)
     progress = o.progress or require("atom.release.progress").new({ release = o.name }),
     interrupted = o.interrupted, atom = o.atom, started = false, versions = {},
     seen_interrupts = 0, not_ready = {},
+    -- CRD answers (does the kind declare status.conditions?) for every wait of this run:
+    -- one lookup per kind, not per wait.
+    crd_cache = {},
   }, Engine)
   return self
 end
@@ -95,9 +98,18 @@ end
 function Engine:check_fn()
   local rel = self:script()
   if rel then
-    return function(obj) return rel:check(obj) end
+    return function(obj, ctx) return rel:check(obj, ctx) end
   end
-  return function(obj) return readiness.check(obj) end
+  return function(obj, ctx) return readiness.check(obj, nil, ctx) end
+end
+
+-- What every wait.observe of this run shares: the grace before a slow Deployment's pods
+-- are looked at (the script's fail_fast_after) and the CRD cache.
+function Engine:observe_opts(objects, phase)
+  local rel = self:script()
+  return { objects = objects, release = self.name, namespace = self.namespace, phase = phase,
+           check = self:check_fn(), crd_cache = self.crd_cache,
+           fail_fast_after = rel and rel.fail_fast_after or nil }
 end
 
 local function describe(err)
@@ -111,9 +123,7 @@ function Engine:apply_version(n, phase)
   local v = self:version_data(n)
   self:drop_observer()
   local known = apply.prepare_known(self.client, self.name, n, v.objects, self.namespace)
-  local obs, oerr = wait.observe(self.client, { objects = known, release = self.name,
-                                                namespace = self.namespace, phase = phase,
-                                                check = self:check_fn() })
+  local obs, oerr = wait.observe(self.client, self:observe_opts(known, phase))
   if not obs then return nil, "watching: " .. describe(oerr) end
   local function log(msg) self:log({ { "release", self.name }, { "version", n }, { "msg", msg } }) end
   local prepared, err = apply.apply(self.client, self.name, n, v.objects, self.namespace,
@@ -147,9 +157,7 @@ function Engine:wait_for(n, deadline_at, phase)
     local prepared, perr = apply.prepare(self.client, self.name, n, v.objects, self.namespace)
     if not prepared then return "failed", perr end
     local oerr
-    obs, oerr = wait.observe(self.client, { objects = prepared, release = self.name,
-                                            namespace = self.namespace, phase = phase,
-                                            check = self:check_fn() })
+    obs, oerr = wait.observe(self.client, self:observe_opts(prepared, phase))
     if not obs then error(describe(oerr), 0) end
     self.observer = { obs = obs, version = n, phase = phase }
   end

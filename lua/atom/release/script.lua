@@ -8,7 +8,7 @@
 --   err = { kind = "invalid", message = "file:line: what is wrong", traceback = string|nil }
 --   Nothing here touches a cluster.
 --
--- release = { name, namespace, deadline, rollback_deadline, history_limit,
+-- release = { name, namespace, deadline, rollback_deadline, history_limit, fail_fast_after,
 --   objects = { { object =, source = "file:line" }, ... }, readiness, hooks = { before, after },
 --   policy, limits = { instructions, seconds, heap, hook_seconds }, script_path,
 --   script_digest, dir } with methods check, run_hook and decide (below). Every call into
@@ -38,7 +38,7 @@ for _, s in ipairs(script.STATES) do STATE_SET[s] = true end
 
 local KNOWN_FIELDS = { name = true, namespace = true, deadline = true, rollback_deadline = true,
   history_limit = true, objects = true, readiness = true, hooks = true, policy = true,
-  limits = true, description = true }
+  limits = true, description = true, fail_fast_after = true }
 
 local LIMIT_FIELDS = { instructions = true, seconds = true, heap = true, hook_seconds = true }
 
@@ -290,24 +290,9 @@ end
 
 -- "group/version|Kind" -> true/false for every version of every CRD in the objects.
 local function crd_conditions(objects)
-  local out = {}
-  for _, e in ipairs(objects) do
-    local o = e.object
-    if o.kind == "CustomResourceDefinition" and group_of(o.apiVersion) == "apiextensions.k8s.io"
-        and type(o.spec) == "table" and type(o.spec.names) == "table" then
-      for _, v in ipairs(type(o.spec.versions) == "table" and o.spec.versions or {}) do
-        if type(v) == "table" and v.name then
-          local schema = type(v.schema) == "table" and v.schema.openAPIV3Schema
-          local props = type(schema) == "table" and schema.properties
-          local st = type(props) == "table" and props.status
-          local stp = type(st) == "table" and st.properties
-          out[tostring(o.spec.group) .. "/" .. v.name .. "|" .. tostring(o.spec.names.kind)] =
-            type(stp) == "table" and stp.conditions ~= nil
-        end
-      end
-    end
-  end
-  return out
+  local plain = {}
+  for i, e in ipairs(objects) do plain[i] = e.object end
+  return require("atom.release.wait").crd_conditions(plain)
 end
 
 -- Runs the user's hook for (phase, state) if any. ctx is the engine's; hooks.lua adds
@@ -418,7 +403,7 @@ local function do_load(path, opts)
   for k in pairs(t) do
     if not KNOWN_FIELDS[k] then
       invalid(string.format("%s: unknown release field %s (want name, namespace, deadline, rollback_deadline, "
-        .. "history_limit, objects, readiness, hooks, policy, limits)", at(tostring(k)), show(k)))
+        .. "history_limit, fail_fast_after, objects, readiness, hooks, policy, limits)", at(tostring(k)), show(k)))
     end
   end
 
@@ -441,6 +426,9 @@ local function do_load(path, opts)
   end
   local deadline = positive("deadline", 300)
   local rollback_deadline = positive("rollback_deadline", deadline)
+  -- How long a Deployment may progress before its pods are looked at for a failure that
+  -- will not heal (ImagePullBackOff, CrashLoopBackOff); then once per this period.
+  local fail_fast_after = positive("fail_fast_after", 5)
   local history_limit = t.history_limit or 10
   if math.type(history_limit) ~= "integer" and not (type(history_limit) == "number"
       and history_limit == math.floor(history_limit)) or history_limit < 1 then
@@ -521,7 +509,8 @@ local function do_load(path, opts)
 
   local release = setmetatable({
     name = t.name, namespace = namespace, deadline = deadline, rollback_deadline = rollback_deadline,
-    history_limit = math.tointeger(history_limit), objects = objects, readiness = t.readiness,
+    history_limit = math.tointeger(history_limit), fail_fast_after = fail_fast_after,
+    objects = objects, readiness = t.readiness,
     hooks = hooks, policy = t.policy, limits = limits, script_path = path,
     script_digest = core.sha256_hex(text), dir = dir, description = t.description,
   }, Release)

@@ -14,6 +14,19 @@
 --       not_ready: { { key =, object = "Kind/ns/name", state =, message = }, ... }
 --   observer:close()
 --   wait.run(client, opts) -> observe + run + close, for a wait with nothing to apply first.
+--   The check gets (obj, ctx), ctx as atom.readiness describes it:
+--     ctx.expects_conditions  true/false when the kind's CRD (in the objects waited for, else
+--                             in the cluster: one GET per kind, kept in opts.crd_cache, a
+--                             table the caller owns and may share between observers)
+--                             declares status.conditions; nil when not a custom resource
+--     ctx.get(kind, name)     one live object in obj's namespace (or cluster-scoped),
+--                             fetched at most once per observer
+--     ctx.related(kind, sel)  live objects matching a label selector in obj's namespace;
+--                             only given for a Deployment progressing for longer than
+--                             opts.fail_fast_after seconds (default 5), at most once per
+--                             that period each: pods are not listed on every check, yet a
+--                             rollout whose pods cannot pull or keep crashing fails well
+--                             before the deadline.
 --   wait.poll(client, timeout) -> events no observer took (others use this instead of
 --       client:poll so that an observer never loses its events to them).
 -- Observers are registered on the client table (client._atom_observers, weak keys), which
@@ -28,6 +41,91 @@ local wait = {}
 -- seen ready is ready.
 local FINISHES = { Job = true, Pod = true }
 
+-- Kinds whose check can tell "failed" from the objects it owns (ctx.related) while the
+-- object itself still just says "progressing": these are re-checked, with related, once
+-- per grace period while they stay progressing.
+local FAIL_FAST = { Deployment = { apps = true, extensions = true } }
+
+local DEFAULT_FAIL_FAST_AFTER = 5
+wait.DEFAULT_FAIL_FAST_AFTER = DEFAULT_FAIL_FAST_AFTER
+
+-- The apiVersion a check means by a bare kind in ctx.get / ctx.related.
+local KIND_API = { Pod = "v1", ReplicaSet = "apps/v1", StorageClass = "storage.k8s.io/v1",
+  PersistentVolumeClaim = "v1", PersistentVolume = "v1", Service = "v1", Endpoints = "v1",
+  ConfigMap = "v1", Secret = "v1", Node = "v1", Namespace = "v1", Deployment = "apps/v1",
+  StatefulSet = "apps/v1", DaemonSet = "apps/v1", ControllerRevision = "apps/v1", Job = "batch/v1",
+  EndpointSlice = "discovery.k8s.io/v1" }
+
+-- Groups served by Kubernetes itself: their kinds have no CRD to look up.
+local BUILTIN_GROUPS = { [""] = true, apps = true, batch = true, autoscaling = true, policy = true,
+  extensions = true, ["networking.k8s.io"] = true, ["rbac.authorization.k8s.io"] = true,
+  ["storage.k8s.io"] = true, ["apiextensions.k8s.io"] = true, ["apiregistration.k8s.io"] = true,
+  ["admissionregistration.k8s.io"] = true, ["scheduling.k8s.io"] = true,
+  ["coordination.k8s.io"] = true, ["node.k8s.io"] = true, ["discovery.k8s.io"] = true,
+  ["certificates.k8s.io"] = true, ["events.k8s.io"] = true, ["flowcontrol.apiserver.k8s.io"] = true,
+  ["resource.k8s.io"] = true, ["authentication.k8s.io"] = true, ["authorization.k8s.io"] = true,
+  ["internal.apiserver.k8s.io"] = true, ["storagemigration.k8s.io"] = true }
+
+local function group_of(api_version)
+  return type(api_version) == "string" and api_version:match("^(.*)/[^/]*$") or ""
+end
+
+-- Whether version `version` of a CustomResourceDefinition declares status.conditions.
+function wait.crd_declares_conditions(crd, version)
+  local spec = type(crd) == "table" and crd.spec
+  for _, v in ipairs(type(spec) == "table" and type(spec.versions) == "table" and spec.versions or {}) do
+    if type(v) == "table" and v.name == version then
+      local schema = type(v.schema) == "table" and v.schema.openAPIV3Schema
+      local props = type(schema) == "table" and schema.properties
+      local st = type(props) == "table" and props.status
+      local stp = type(st) == "table" and st.properties
+      return type(stp) == "table" and stp.conditions ~= nil
+    end
+  end
+  return false
+end
+
+-- "group/version|Kind" -> true/false for every served version of every CRD in a list of
+-- objects (plain tables).
+function wait.crd_conditions(objects, out)
+  out = out or {}
+  for _, o in ipairs(objects) do
+    if type(o) == "table" and o.kind == "CustomResourceDefinition" and group_of(o.apiVersion) == "apiextensions.k8s.io"
+        and type(o.spec) == "table" and type(o.spec.names) == "table" then
+      for _, v in ipairs(type(o.spec.versions) == "table" and o.spec.versions or {}) do
+        if type(v) == "table" and v.name then
+          out[tostring(o.spec.group) .. "/" .. v.name .. "|" .. tostring(o.spec.names.kind)] =
+            wait.crd_declares_conditions(o, v.name)
+        end
+      end
+    end
+  end
+  return out
+end
+
+-- A LabelSelector table ({ matchLabels, matchExpressions }) as a query string; a string
+-- is taken as written. An empty selector gives nil: it would match everything.
+local function selector_string(sel)
+  if type(sel) == "string" then return sel ~= "" and sel or nil end
+  if type(sel) ~= "table" then return nil end
+  local parts = {}
+  local keys = {}
+  for k in pairs(type(sel.matchLabels) == "table" and sel.matchLabels or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. tostring(sel.matchLabels[k]) end
+  for _, e in ipairs(type(sel.matchExpressions) == "table" and sel.matchExpressions or {}) do
+    local vals = {}
+    for _, x in ipairs(type(e.values) == "table" and e.values or {}) do vals[#vals + 1] = tostring(x) end
+    if e.operator == "In" then parts[#parts + 1] = e.key .. " in (" .. table.concat(vals, ",") .. ")"
+    elseif e.operator == "NotIn" then parts[#parts + 1] = e.key .. " notin (" .. table.concat(vals, ",") .. ")"
+    elseif e.operator == "Exists" then parts[#parts + 1] = e.key
+    elseif e.operator == "DoesNotExist" then parts[#parts + 1] = "!" .. e.key
+    else return nil end
+  end
+  return #parts > 0 and table.concat(parts, ",") or nil
+end
+wait.selector_string = selector_string
+
 local Observer = {}
 Observer.__index = Observer
 
@@ -41,7 +139,11 @@ wait.poll = util.poll
 function wait.observe(client, opts)
   local self = setmetatable({ client = client, want = {}, order = {}, watchers = {}, kind_of = {},
                               kinds = {}, release = opts.release, namespace = opts.namespace,
-                              phase = opts.phase, cancelled = false, check = opts.check }, Observer)
+                              phase = opts.phase, cancelled = false, check = opts.check,
+                              fail_fast_after = opts.fail_fast_after or DEFAULT_FAIL_FAST_AFTER,
+                              crd_cache = opts.crd_cache or {}, release_crds = {}, fetched = {},
+                              slow = {} },
+                         Observer)
   registry(client)[self] = true
   local ok, err = self:add(opts.objects)
   if not ok then self:close(); return nil, err end
@@ -59,6 +161,8 @@ end
 -- watched once it is.
 function Observer:add(objects)
   local fresh = {}
+  -- CRDs of this version answer expects_conditions for their kinds without a request.
+  wait.crd_conditions(objects, self.release_crds)
   for _, o in ipairs(objects) do
     local k = util.key(o)
     if not self.want[k] then
@@ -109,7 +213,7 @@ function Observer:observe(obj, deleted)
   entry.dirty = true
   -- Checked as it arrives when the check is known: a large release then holds verdicts,
   -- not thousands of live objects waiting for the wait to begin.
-  if self.check then check(entry, self.check) end
+  if self.check then check(self, entry, self.check) end
 end
 
 -- Records what the apply returned for one object: from now on only that object (same uid)
@@ -196,22 +300,121 @@ function Observer:close()
   registry(self.client)[self] = nil
 end
 
-function check(entry, fn)
+-- ---- the ctx a check gets ------------------------------------------------------------
+
+-- true/false when obj's kind is a custom resource whose CRD is known; nil otherwise (a
+-- built-in kind, or the lookup failed: the check then decides without it).
+function Observer:expects_conditions(api_version, kind)
+  local key = tostring(api_version) .. "|" .. tostring(kind)
+  local known = self.release_crds[key]
+  if known ~= nil then return known end
+  local group = group_of(api_version)
+  if BUILTIN_GROUPS[group] then return nil end
+  local cached = self.crd_cache[key] or self.fetched["crd|" .. key]
+  if cached == nil then
+    cached = "unknown"
+    local info = self.client:resource_for(api_version, kind)
+    if info and info.group and info.resource then
+      local crd, err = self.client:get("apiextensions.k8s.io/v1", "CustomResourceDefinition", nil,
+        info.resource .. "." .. info.group)
+      if crd then
+        cached = wait.crd_declares_conditions(crd, info.version)
+      elseif not (type(err) == "table" and err.code == 404) then
+        -- A failed lookup is asked again by the next observer, not on every check.
+        self.fetched["crd|" .. key] = "unknown"
+        return nil
+      end
+    end
+    self.crd_cache[key] = cached
+  end
+  if cached == "unknown" then return nil end
+  return cached
+end
+
+-- One live object by kind and name, fetched once per observer (nil when absent).
+function Observer:get_related(kind, name, namespace)
+  local api = KIND_API[kind]
+  if not api or type(name) ~= "string" then return nil end
+  local key = kind .. "|" .. tostring(namespace) .. "|" .. name
+  local got = self.fetched[key]
+  if got == nil then
+    got = self.client:get(api, kind, namespace, name) or false
+    self.fetched[key] = got
+  end
+  return got or nil
+end
+
+function Observer:list_related(kind, selector, namespace)
+  local api = KIND_API[kind]
+  local sel = selector_string(selector)
+  if not api or not sel then return {} end
+  local items = self.client:list(api, kind, namespace, { labelSelector = sel })
+  return items or {}
+end
+
+-- The ctx for checking `live` (entry's object). related is handed out only when the grace
+-- period allows it (see the header): that is what keeps a wait near one request per object.
+function Observer:ctx_for(entry, live)
+  local md = type(live.metadata) == "table" and live.metadata or {}
+  local ns = md.namespace
+  local ctx = {
+    expects_conditions = self:expects_conditions(live.apiVersion, live.kind),
+    get = function(kind, name) return self:get_related(kind, name, ns) end,
+  }
+  if entry.since then
+    local now, grace = core.wall(), self.fail_fast_after
+    if now - entry.since >= grace and now - (entry.related_at or 0) >= grace then
+      entry.related_at = now
+      ctx.related = function(kind, selector) return self:list_related(kind, selector, ns) end
+    end
+  end
+  return ctx
+end
+
+local function fails_fast(obj)
+  local groups = FAIL_FAST[obj.kind]
+  return groups and groups[group_of(obj.apiVersion)] or false
+end
+
+function check(self, entry, fn)
   if entry.live == nil then
     if entry.gone_ready then
       entry.state, entry.message = "ready", "gone after it was seen complete"
     else
       entry.state, entry.message = "progressing", "not found yet"
     end
+    entry.since, entry.kept, entry.related_at = nil, nil, nil
+    self.slow[entry] = nil
   else
-    local ok, state, message = pcall(fn, entry.live)
+    local live = entry.live
+    local ok, state, message = pcall(fn, live, self:ctx_for(entry, live))
     if not ok then state, message = "progressing", "readiness check raised: " .. tostring(state) end
     entry.state, entry.message = state, message or ""
     if state == "ready" and FINISHES[entry.obj.kind] then entry.gone_ready = true end
+    if state == "progressing" and fails_fast(entry.obj) then
+      -- Kept so that it can be checked again (with related) when no event comes: a
+      -- rollout stuck on pods that cannot start changes nothing in the Deployment.
+      entry.since = entry.since or core.wall()
+      entry.kept = live
+      self.slow[entry] = true
+    else
+      entry.since, entry.kept, entry.related_at = nil, nil, nil
+      self.slow[entry] = nil
+    end
     -- The verdict is kept, the object is not: the next event brings a fresh one.
     entry.live = nil
   end
   entry.dirty = false
+end
+
+-- Marks for a re-check the kept objects whose grace period has run out.
+function Observer:recheck_due()
+  local now, grace = core.wall(), self.fail_fast_after
+  for e in pairs(self.slow) do
+    if e.kept and not e.dirty and now - e.since >= grace and now - (e.related_at or 0) >= grace then
+      e.live, e.dirty = e.kept, true
+    end
+  end
 end
 
 function Observer:not_ready()
@@ -245,9 +448,10 @@ function Observer:run(opts)
       return "cancelled", "cancel requested", self:not_ready()
     end
     local failed
+    self:recheck_due()
     for _, k in ipairs(order) do
       local e = want[k]
-      if e.dirty then check(e, opts.check or self.check) end
+      if e.dirty then check(self, e, opts.check or self.check) end
       if e.state == "failed" and not failed then failed = e end
     end
     local nr = self:not_ready()
@@ -266,7 +470,7 @@ function Observer:run(opts)
         local md = e.obj.metadata
         local live = client:get(e.obj.apiVersion, e.obj.kind, md.namespace, md.name)
         e.live = live or nil
-        check(e, opts.check)
+        check(self, e, opts.check or self.check)
       end
       nr = self:not_ready()
       if #nr == 0 then

@@ -1,0 +1,115 @@
+-- The ctx the waiter hands to readiness checks, end to end against `atom sim`:
+--   * a Deployment whose pods cannot pull their image fails fast (Error, not Deadline)
+--     once it has progressed for longer than fail_fast_after, long before its deadline;
+--   * before that grace period the pods are not looked at;
+--   * a custom resource whose CRD is already in the cluster (not in the release) waits for
+--     its controller when the CRD declares status.conditions, and is ready once it exists
+--     when the CRD declares no status.
+local S = require "release.support"
+
+local function path_of(atom)
+  local out = {}
+  for _, t in ipairs(atom.status.transitions or {}) do out[#out + 1] = t.to end
+  return out
+end
+
+local function reason_to(atom, state)
+  for _, t in ipairs(atom.status.transitions or {}) do
+    if t.to == state then return t.reason end
+  end
+end
+
+local function crd(kind, plural, with_conditions)
+  local status = with_conditions
+    and string.format([[status = { type = "object", properties = { conditions = { type = "array",
+          items = { type = "object", ["x-kubernetes-preserve-unknown-fields"] = true } } } },]])
+    or ""
+  return string.format([[
+    { apiVersion = "apiextensions.k8s.io/v1", kind = "CustomResourceDefinition",
+      metadata = { name = "%s.example.com" },
+      spec = { group = "example.com", scope = "Namespaced",
+        names = { kind = "%s", plural = "%s", singular = "%s", listKind = "%sList" },
+        versions = { { name = "v1", served = true, storage = true, subresources = { status = {} },
+          schema = { openAPIV3Schema = { type = "object", properties = {
+            spec = { type = "object", ["x-kubernetes-preserve-unknown-fields"] = true },
+            %s } } } } } } },
+]], plural, kind, plural, kind:lower(), kind, status)
+end
+
+-- The CRDs alone, released first: the release of the custom resources does not carry them.
+local CRDS = "return { name = 'crds', namespace = 'crds', deadline = 30, objects = {\n"
+  .. crd("Gadget", "gadgets", true) .. crd("Plain", "plains", false) .. "} }\n"
+
+local RESOURCES = [[
+local atom = require "atom"
+local kind = atom.env("KIND", "Plain")
+return {
+  name = "things", namespace = "things", deadline = tonumber(atom.env("DEADLINE", "20")),
+  objects = {
+    { apiVersion = "example.com/v1", kind = kind, metadata = { name = "one" }, spec = { size = 1 } },
+    { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "things-settings" } },
+  },
+}
+]]
+
+describe("readiness ctx", function()
+  local s
+  setup(function() s = S.sim({ ready_after = 1 }) end)
+  teardown(function() if s then s.stop() end end)
+
+  local function run(dir, env, extra)
+    return S.atom(s, "run " .. dir .. "/release.lua -q" .. (extra or ""), { env = env, timeout = 120 })
+  end
+
+  it("fails a rollout whose pods cannot pull their image fast: Error, not Deadline", function()
+    local dir = S.script(S.RELEASE)
+    local r1 = run(dir, { "NAME=pull", "NS=pull", "V=1" })
+    assert.are.equal(0, r1.code, r1.stderr)
+    local r2 = run(dir, { "NAME=pull", "NS=pull", "V=2", "TAG=does-not-exist", "DEADLINE=120" })
+    assert.are.equal(3, r2.code, r2.stdout .. r2.stderr)
+    local a = S.atom_record(s, "pull", "pull")
+    assert.are.same({ "Pending", "Updating", "Error", "Rollback", "Reverted" }, { table.unpack(path_of(a), 4) })
+    local why = reason_to(a, "Error")
+    assert.matches("Deployment/pull/web failed: pod web%-[%w-]+: container \"web\" is waiting: [%a]+", why)
+    local waiting = why:match("is waiting: (%a+)")
+    assert.truthy(waiting == "ErrImagePull" or waiting == "ImagePullBackOff", why)
+    -- the first version's image is back
+    assert.are.equal("nginx:1.27", S.image(s, "pull", "web"))
+  end)
+
+  it("does not look at the pods before fail_fast_after has passed", function()
+    local dir = S.script((S.RELEASE:gsub("deadline = tonumber", "fail_fast_after = 600, deadline = tonumber")))
+    local r = run(dir, { "NAME=patient", "NS=patient", "TAG=does-not-exist", "DEADLINE=3" })
+    assert.are.equal(3, r.code, r.stdout .. r.stderr)
+    local a = S.atom_record(s, "patient", "patient")
+    assert.are.same({ "Pending", "Updating", "Deadline", "Rollback", "Reverted" }, path_of(a))
+    assert.matches("Deployment/patient/web: %d+ of %d+ updated replicas are available", reason_to(a, "Deadline"))
+  end)
+
+  it("refuses a fail_fast_after that is not a positive number", function()
+    local dir = S.script((S.RELEASE:gsub("deadline = tonumber", "fail_fast_after = 0, deadline = tonumber")))
+    local r = S.atom(s, "check " .. dir .. "/release.lua")
+    assert.are.equal(2, r.code)
+    assert.matches("release%.lua:%d+: fail_fast_after must be a positive number of seconds, got 0", r.stderr)
+  end)
+
+  describe("a custom resource whose CRD is in the cluster, not in the release", function()
+    setup(function()
+      local r = run(S.script(CRDS), {})
+      assert.are.equal(0, r.code, r.stderr)
+    end)
+
+    it("is ready once it exists when the CRD declares no status", function()
+      local r = run(S.script(RESOURCES), { "KIND=Plain" })
+      assert.are.equal(0, r.code, r.stdout .. r.stderr)
+      assert.matches("things: version 1 Running", r.stdout)
+    end)
+
+    it("waits for its controller when the CRD declares status.conditions", function()
+      local r = run(S.script(RESOURCES), { "KIND=Gadget", "DEADLINE=2" })
+      assert.are.equal(3, r.code, r.stdout .. r.stderr)
+      local a = S.atom_record(s, "things", "things")
+      assert.matches("Gadget/things/one: waiting for the controller to report status", reason_to(a, "Deadline"))
+    end)
+  end)
+end)
