@@ -842,6 +842,15 @@ end
 ---------------------------------------------------------------------------------------------
 -- Entry point
 
+-- A scenario fault: its latency always delays the answer; a status (if it has one) is the answer.
+local function fault_response(fault, r_out)
+  r_out.delay = fault.latency
+  if not fault.status then return nil end
+  local st = status.new(fault.status, fault.message or ("simulated fault: " .. (status.REASONS[fault.status] or "error")))
+  if fault.retry_after then st.retry_after = fault.retry_after end
+  return status_resp(st)
+end
+
 local function route(sim, req, r_out)
   local path = req.path or "/"
   local parts = split_path(path)
@@ -854,18 +863,15 @@ local function route(sim, req, r_out)
     return status_resp(status.too_large())
   end
   local p1 = parts[1]
-  if p1 ~= "api" and p1 ~= "apis" or #parts <= (p1 == "api" and 2 or 3) then
+  -- /api/v1/<resource>... or /apis/<group>/<version>/<resource>...; shorter ones are discovery
+  local is_api = p1 == "api" or p1 == "apis"
+  local resource_path = is_api and #parts > (p1 == "api" and 2 or 3)
+  if not resource_path then
     -- discovery, OpenAPI and other non-resource paths fail only for faults that name a path
     if p1 ~= "atom-sim" and p1 ~= "metrics" and sim.scenario:has_path_faults() then
       local fault = sim.scenario:fault_for({ verb = "get", resource = "", path = path, non_resource = true })
-      if fault then
-        r_out.delay = fault.latency
-        if fault.status then
-          local st = status.new(fault.status, fault.message or ("simulated fault: " .. (status.REASONS[fault.status] or "error")))
-          if fault.retry_after then st.retry_after = fault.retry_after end
-          return status_resp(st)
-        end
-      end
+      local resp = fault and fault_response(fault, r_out)
+      if resp then return resp end
     end
   end
   if p1 == nil then
@@ -895,8 +901,8 @@ local function route(sim, req, r_out)
     end
     return status_resp(status.path_not_found())
   end
-  if p1 ~= "api" and p1 ~= "apis" then return status_resp(status.path_not_found()) end
-  if (p1 == "api" and #parts <= 2) or (p1 == "apis" and #parts <= 3) then
+  if not is_api then return status_resp(status.path_not_found()) end
+  if not resource_path then
     if method ~= "GET" then return status_resp(status.method_not_allowed()) end
     return do_discovery(sim, req, parts, accept)
   end
@@ -915,14 +921,8 @@ local function route(sim, req, r_out)
   r_out.verb, r_out.resource = verb, r.info.resource
   local fault = sim.scenario:fault_for({ verb = verb, resource = r.info.resource, rk = r.info.rk,
     namespace = r.ns, path = path })
-  if fault then
-    r_out.delay = fault.latency
-    if fault.status then
-      local st = status.new(fault.status, fault.message or ("simulated fault: " .. (status.REASONS[fault.status] or "error")))
-      if fault.retry_after then st.retry_after = fault.retry_after end
-      return status_resp(st)
-    end
-  end
+  local resp = fault and fault_response(fault, r_out)
+  if resp then return resp end
   if r.info.review and verb ~= "create" then return status_resp(status.method_not_allowed()) end
   if r.sub == "log" and verb ~= "get" then return status_resp(status.method_not_allowed()) end
   if verb == "watch" then return do_watch(sim, r, fault) end

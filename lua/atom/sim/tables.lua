@@ -7,34 +7,28 @@ local clockmod = require "atom.sim.clock"
 
 local M = {}
 
+-- "5m" or "5m30s": the smaller unit only when it is not zero.
+local function two_units(n, unit, r, small_unit)
+  if r == 0 then return n .. unit end
+  return string.format("%d%s%d%s", n, unit, r, small_unit)
+end
+
 function M.human_duration(d)
   if d < -1 then return "<invalid>" end
   if d < 0 then return "0s" end
   local s = math.floor(d)
   if s < 120 then return s .. "s" end
   local m = s // 60
-  if m < 10 then
-    local r = s % 60
-    return r == 0 and (m .. "m") or string.format("%dm%ds", m, r)
-  end
+  if m < 10 then return two_units(m, "m", s % 60, "s") end
   if m < 180 then return m .. "m" end
   local h = s // 3600
-  if h < 8 then
-    local r = (s % 3600) // 60
-    return r == 0 and (h .. "h") or string.format("%dh%dm", h, r)
-  end
+  if h < 8 then return two_units(h, "h", (s % 3600) // 60, "m") end
   if h < 48 then return h .. "h" end
   local days = h // 24
-  if h < 192 then
-    local r = h % 24
-    return r == 0 and (days .. "d") or string.format("%dd%dh", days, r)
-  end
+  if h < 192 then return two_units(days, "d", h % 24, "h") end
   if days < 730 then return days .. "d" end
   local y = days // 365
-  if y < 8 then
-    local r = days % 365
-    return r == 0 and (y .. "y") or string.format("%dy%dd", y, r)
-  end
+  if y < 8 then return two_units(y, "y", days % 365, "d") end
   return y .. "y"
 end
 
@@ -148,24 +142,25 @@ K.Deployment = {
   end,
 }
 
+-- ReplicaSet and ReplicationController print alike; only their selectors are shaped apart
+-- (a LabelSelector, a plain map).
+local function replica_cells(selector_string)
+  return function(o, now)
+    local c, i = containers_images(g(o, "spec", "template", "spec"))
+    return { o.metadata.name, int(g(o, "spec", "replicas")), int(g(o, "status", "replicas")),
+      int(g(o, "status", "readyReplicas")), age(now, o.metadata.creationTimestamp), c, i,
+      selector_string(g(o, "spec", "selector")) }
+  end
+end
+
 K.ReplicaSet = {
   cols = { NAME, col("Desired", "integer"), col("Current", "integer"), col("Ready", "integer"), AGE,
     col("Containers", "string", nil, 1), col("Images", "string", nil, 1), col("Selector", "string", nil, 1) },
-  cells = function(o, now)
-    local c, i = containers_images(g(o, "spec", "template", "spec"))
-    return { o.metadata.name, int(g(o, "spec", "replicas")), int(g(o, "status", "replicas")),
-      int(g(o, "status", "readyReplicas")), age(now, o.metadata.creationTimestamp), c, i,
-      selectors.label_selector_string(g(o, "spec", "selector")) }
-  end,
+  cells = replica_cells(selectors.label_selector_string),
 }
 K.ReplicationController = {
   cols = K.ReplicaSet.cols,
-  cells = function(o, now)
-    local c, i = containers_images(g(o, "spec", "template", "spec"))
-    return { o.metadata.name, int(g(o, "spec", "replicas")), int(g(o, "status", "replicas")),
-      int(g(o, "status", "readyReplicas")), age(now, o.metadata.creationTimestamp), c, i,
-      selectors.map_string(g(o, "spec", "selector")) }
-  end,
+  cells = replica_cells(selectors.map_string),
 }
 
 K.StatefulSet = {
