@@ -76,6 +76,12 @@ describe("embedding atom", function()
       .. " -n " .. ns .. " -o jsonpath='{.status.state}'"):gsub("%s+$", "")
   end
 
+  local function deployed_image(deployment, ns)
+    local image = must("kubectl --kubeconfig " .. sh_quote(kubeconfig) .. " get deployment " .. deployment
+      .. " -n " .. ns .. " -o jsonpath='{.spec.template.spec.containers[0].image}'")
+    return (image:gsub("%s+$", ""))
+  end
+
   it("installs the binary, both libraries, the header, atom.pc, the CMake package, Lua files and the man page", function()
     for _, f in ipairs({ "bin/atom", "lib/libatom.a", "lib/libatom.so", "include/atom.h",
                          "lib/pkgconfig/atom.pc", "lib/cmake/atom/atomConfig.cmake",
@@ -117,9 +123,7 @@ describe("embedding atom", function()
     assert.matches("final embed%-demo v1: Running .*image_tag called 1 time", out)
     assert.equals("Running", recorded_state("embed-demo", "embed-demo"))
     -- The host function's answer is what the cluster runs.
-    local image = must("kubectl --kubeconfig " .. sh_quote(kubeconfig)
-      .. " get deployment web -n embed-demo -o jsonpath='{.spec.template.spec.containers[0].image}'")
-    assert.equals("registry.example.com/shop/web:1.0.0", image:gsub("%s+$", ""))
+    assert.equals("registry.example.com/shop/web:1.0.0", deployed_image("web", "embed-demo"))
   end)
 
   it("builds the C example with find_package(atom) and rolls back a version that never gets ready", function()
@@ -135,9 +139,7 @@ describe("embedding atom", function()
     assert.matches("v2: Rollback %-> Reverted", out)
     assert.matches("not ready Deployment/embed%-demo/web: ", out)
     assert.equals("Reverted", recorded_state("embed-demo", "embed-demo"))
-    local image = must("kubectl --kubeconfig " .. sh_quote(kubeconfig)
-      .. " get deployment web -n embed-demo -o jsonpath='{.spec.template.spec.containers[0].image}'")
-    assert.equals("registry.example.com/shop/web:1.0.0", image:gsub("%s+$", ""))
+    assert.equals("registry.example.com/shop/web:1.0.0", deployed_image("web", "embed-demo"))
   end)
 
   it("drives two releases at once from two runtime handles in one process", function()

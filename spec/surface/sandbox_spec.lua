@@ -5,14 +5,9 @@ local script = require "atom.release.script"
 local CM = "{ apiVersion = 'v1', kind = 'ConfigMap', metadata = { name = 'c' } }"
 
 describe("release script sandbox", function()
-  local dirs = {}
-  local function load(files, opts)
-    local dir = tree.make(files)
-    dirs[#dirs + 1] = dir
-    local r, err = script.load(dir .. "/release.lua", opts)
-    return r, err, dir
-  end
-  teardown(function() for _, d in ipairs(dirs) do tree.remove(d) end end)
+  local trees = tree.scope()
+  local load = trees.load
+  teardown(trees.remove_all)
 
   local function refused(body, pattern, opts)
     local r, err = load({ ["release.lua"] = body .. "\nreturn { name = 'a', objects = { " .. CM .. " } }" }, opts)
@@ -124,13 +119,12 @@ describe("release script sandbox", function()
 end)
 
 describe("budgets", function()
-  local dirs = {}
+  local trees = tree.scope()
   local function load(text, opts)
-    local dir = tree.make({ ["release.lua"] = text })
-    dirs[#dirs + 1] = dir
-    return script.load(dir .. "/release.lua", opts)
+    local r, err = trees.load({ ["release.lua"] = text }, opts)
+    return r, err
   end
-  teardown(function() for _, d in ipairs(dirs) do tree.remove(d) end end)
+  teardown(trees.remove_all)
 
   it("stops a script that loops forever, even when it pcalls", function()
     local r, err = load("while true do pcall(function() while true do end end) end",

@@ -16,14 +16,9 @@ spec:
 ]]
 
 describe("atom.release.script.load", function()
-  local dirs = {}
-  local function load(files, opts)
-    local dir = tree.make(files)
-    dirs[#dirs + 1] = dir
-    local r, err = script.load(dir .. "/release.lua", opts)
-    return r, err, dir
-  end
-  teardown(function() for _, d in ipairs(dirs) do tree.remove(d) end end)
+  local trees = tree.scope()
+  local load = trees.load
+  teardown(trees.remove_all)
 
   it("builds the release table with defaults, objects from YAML and Lua, sources and digest", function()
     local text = [[
@@ -170,8 +165,7 @@ return {
   end)
 
   it("reads YAML outside the folder only with allow_read_outside", function()
-    local outside = tree.make({ ["shared.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n" })
-    dirs[#dirs + 1] = outside
+    local outside = trees.make({ ["shared.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shared\n" })
     local text = 'return { name = "a", objects = { require("atom").yaml("' .. outside .. '/shared.yaml") } }'
     invalid({ ["release.lua"] = text }, "reads outside the release folder .* %(run with %-%-allow%-read%-outside to allow it%)")
     local r = load({ ["release.lua"] = text }, { allow_read_outside = true })
