@@ -93,7 +93,6 @@ local function singular_of(kind) return kind:lower() end
 function M.new()
   local self = setmetatable({}, M)
   self.by_rk = {}        -- rk -> info
-  self.by_gvk = {}       -- "group/version/Kind" -> info
   self.by_gvr = {}       -- "group/version/resource" -> info
   self.groups = {}       -- ordered array of { name, versions = {..} }
   self.group_index = {}  -- name -> group entry
@@ -171,7 +170,6 @@ function M:add(info)
   if old then self:remove(info.rk, true) end
   self.by_rk[info.rk] = info
   for _, v in ipairs(info.versions) do
-    self.by_gvk[info.group .. "/" .. v .. "/" .. info.kind] = info
     self.by_gvr[info.group .. "/" .. v .. "/" .. info.resource] = info
   end
   self:_rebuild_groups()
@@ -183,26 +181,12 @@ function M:remove(rk, no_rebuild)
   if not info then return end
   self.by_rk[rk] = nil
   for _, v in ipairs(info.versions) do
-    self.by_gvk[info.group .. "/" .. v .. "/" .. info.kind] = nil
     self.by_gvr[info.group .. "/" .. v .. "/" .. info.resource] = nil
   end
   if not no_rebuild then self:_rebuild_groups() end
 end
 
-function M.split_api_version(api_version)
-  if type(api_version) ~= "string" then return nil end
-  local g, v = api_version:match("^(.+)/([^/]+)$")
-  if g then return g, v end
-  return "", api_version
-end
-
 function M:lookup(rk) return self.by_rk[rk] end
-
-function M:lookup_kind(api_version, kind)
-  local g, v = M.split_api_version(api_version)
-  if not g then return nil end
-  return self.by_gvk[g .. "/" .. v .. "/" .. tostring(kind)]
-end
 
 function M:lookup_gvr(group, version, resource)
   return self.by_gvr[group .. "/" .. version .. "/" .. resource]
