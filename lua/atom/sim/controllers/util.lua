@@ -242,6 +242,10 @@ end
 local function fingerprint(v, out)
   local tv = type(v)
   if tv ~= "table" then
+    -- 30 (a default the server filled in) and 30.0 (cjson decodes every number as a
+    -- float) are the same value: otherwise a template that went through a client, as
+    -- `rollout undo` does, never matches the ReplicaSet it came from.
+    if tv == "number" then v = math.tointeger(v) or v end
     out[#out + 1] = tv:sub(1, 1) .. tostring(v) .. ";"
     return
   end
