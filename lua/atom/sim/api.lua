@@ -344,6 +344,20 @@ local function client_set_managed_fields(old, new)
   return true
 end
 
+-- How a create, update or patch records its manager's Update entry in managedFields.
+local function update_opts(sim, r)
+  return { manager = manager_of(r), ctx = ctx_of(r.info),
+    api_version = api_version_of(sim, r.info, r.version), time = sim.clock:rfc3339() }
+end
+
+-- An update or patch (not an apply): the old managedFields carry over with this manager's
+-- Update entry added, unless the client sent managedFields of its own.
+local function track_update(sim, r, old, new)
+  if client_set_managed_fields(old, new) then return end
+  new.metadata.managedFields = old.metadata.managedFields
+  patchmod.record_update(old, new, update_opts(sim, r))
+end
+
 -- Access and identity reviews: everyone may do everything in the simulated cluster.
 local function do_review(sim, r, obj)
   obj.apiVersion = api_version_of(sim, r.info, r.version)
@@ -375,8 +389,7 @@ local function do_create(sim, r)
   obj.kind = r.info.kind
   if r.info.subresources.status and r.info.kind ~= "Namespace" then obj.status = nil end
   obj.metadata.managedFields = nil
-  patchmod.record_update(nil, obj, { manager = manager_of(r), ctx = ctx_of(r.info),
-    api_version = api_version_of(sim, r.info, r.version), time = sim.clock:rfc3339() })
+  patchmod.record_update(nil, obj, update_opts(sim, r))
   local created, cerr = sim.store:create(r.info.rk, obj, { dry_run = dry_run(r), owned = true })
   if not created then return status_resp(cerr) end
   return object_resp(sim, r, 201, created)
@@ -384,13 +397,8 @@ end
 
 local function write_back(sim, r, old, new, code)
   local opts = { dry_run = dry_run(r), owned = true }
-  local res, err
-  if r.sub == "status" then
-    opts.status_write = true
-    res, err = sim.store:update(r.info.rk, new, opts)
-  else
-    res, err = sim.store:update(r.info.rk, new, opts)
-  end
+  if r.sub == "status" then opts.status_write = true end
+  local res, err = sim.store:update(r.info.rk, new, opts)
   if not res then return status_resp(err) end
   return object_resp(sim, r, code or 200, res)
 end
@@ -439,11 +447,7 @@ local function do_update(sim, r)
   body = stored_form(sim, r, body)
   body.kind = r.info.kind
   if r.info.subresources.status then body.status = old.status end
-  if not client_set_managed_fields(old, body) then
-    body.metadata.managedFields = old.metadata.managedFields
-    patchmod.record_update(old, body, { manager = manager_of(r), ctx = ctx_of(r.info),
-      api_version = api_version_of(sim, r.info, r.version), time = sim.clock:rfc3339() })
-  end
+  track_update(sim, r, old, body)
   return write_back(sim, r, old, body)
 end
 
@@ -570,11 +574,7 @@ local function do_patch(sim, r)
   end
   patched.metadata.namespace = old.metadata.namespace
   patched.metadata.uid = old.metadata.uid
-  if r.sub ~= "status" and not client_set_managed_fields(old, patched) then
-    patched.metadata.managedFields = old.metadata.managedFields
-    patchmod.record_update(old, patched, { manager = manager_of(r), ctx = ctx_of(r.info),
-      api_version = api_version_of(sim, r.info, r.version), time = sim.clock:rfc3339() })
-  end
+  if r.sub ~= "status" then track_update(sim, r, old, patched) end
   return write_back(sim, r, old, patched)
 end
 
