@@ -43,6 +43,19 @@ describe("kubectl rollout against atom sim", function()
     assert.equal(1, idle)
     local t = K.table(K.ok(s, "get deployment roll").stdout)
     assert.same({ "roll", "3/3", "3", "3" }, { t.rows[1][1], t.rows[1][2], t.rows[1][3], t.rows[1][4] })
+    local old_name, new_name
+    for name, rs in pairs(sets) do
+      if rs.image == "nginx:1.28" then new_name = name else old_name = name end
+    end
+    local ev = K.json(K.ok(s, "get events --field-selector involvedObject.kind=Deployment," ..
+      "involvedObject.name=roll,reason=ScalingReplicaSet -o json").stdout)
+    local said = {}
+    for _, e in ipairs(ev.items) do said[e.message] = e.type end
+    assert.equal("Normal", said["Scaled up replica set " .. old_name .. " from 0 to 3"])
+    assert.equal("Normal", said["Scaled up replica set " .. new_name .. " from 2 to 3"])
+    assert.equal("Normal", said["Scaled down replica set " .. old_name .. " from 1 to 0"])
+    local d = K.ok(s, "describe deployment roll").stdout
+    assert.truthy(has(d, "deployment-controller  Scaled up replica set " .. new_name), d)
   end)
 
   it("rollout undo brings the first ReplicaSet back as the newest revision", function()

@@ -24,6 +24,7 @@ end
 return function(sim)
   local store, clock = sim.store, sim.clock
   local w = util.workload(sim, RK, "Deployment", RS_RK)
+  local recorder = util.recorder(sim, "deployment-controller")
   local timers = w.timers
   -- The template only changes with the generation, so its hash is kept per
   -- uid and generation: hashing on every reconcile was the main CPU cost.
@@ -39,7 +40,11 @@ return function(sim)
   end
 
   local function scale(rs, n, d, max_surge)
-    if spec_replicas(rs) == n then return rs end
+    local from = spec_replicas(rs)
+    if from == n then return rs end
+    -- What `kubectl describe deployment` lists under Events on a real cluster.
+    recorder.event(d, "Normal", "ScalingReplicaSet", string.format("Scaled %s replica set %s from %d to %d",
+      from < n and "up" or "down", rs.metadata.name, from, n))
     local upd = util.copy(sim, rs)
     upd.spec.replicas = n
     upd.metadata.annotations = upd.metadata.annotations or {}
@@ -80,6 +85,9 @@ return function(sim)
     local created = store:create(RS_RK, rs)
     if not created then
       created = store:get(RS_RK, rs.metadata.namespace, rs.metadata.name)
+    elseif initial > 0 then
+      recorder.event(d, "Normal", "ScalingReplicaSet",
+        string.format("Scaled up replica set %s from 0 to %d", created.metadata.name, initial))
     end
     return created
   end
