@@ -22,11 +22,11 @@
 --     ctx.get(kind, name)     one live object in obj's namespace (or cluster-scoped),
 --                             fetched at most once per observer
 --     ctx.related(kind, sel)  live objects matching a label selector in obj's namespace;
---                             only given for a Deployment progressing for longer than
---                             opts.fail_fast_after seconds (default 5), at most once per
---                             that period each: pods are not listed on every check, yet a
---                             rollout whose pods cannot pull or keep crashing fails well
---                             before the deadline.
+--                             only given for a Deployment that has been progressing, with
+--                             no change, for longer than opts.fail_fast_after seconds
+--                             (default 5), and at most once per that period each: pods are
+--                             not listed on every check, yet a rollout whose pods cannot
+--                             pull or keep crashing fails well before the deadline.
 --   wait.poll(client, timeout) -> events no observer took (others use this instead of
 --       client:poll so that an observer never loses its events to them).
 -- Observers are registered on the client table (client._atom_observers, weak keys), which
@@ -116,6 +116,7 @@ local function selector_string(sel)
   for _, e in ipairs(type(sel.matchExpressions) == "table" and sel.matchExpressions or {}) do
     local vals = {}
     for _, x in ipairs(type(e.values) == "table" and e.values or {}) do vals[#vals + 1] = tostring(x) end
+    table.sort(vals)
     if e.operator == "In" then parts[#parts + 1] = e.key .. " in (" .. table.concat(vals, ",") .. ")"
     elseif e.operator == "NotIn" then parts[#parts + 1] = e.key .. " notin (" .. table.concat(vals, ",") .. ")"
     elseif e.operator == "Exists" then parts[#parts + 1] = e.key
@@ -393,8 +394,10 @@ function check(self, entry, fn)
     if state == "ready" and FINISHES[entry.obj.kind] then entry.gone_ready = true end
     if state == "progressing" and fails_fast(entry.obj) then
       -- Kept so that it can be checked again (with related) when no event comes: a
-      -- rollout stuck on pods that cannot start changes nothing in the Deployment.
-      entry.since = entry.since or core.wall()
+      -- rollout stuck on pods that cannot start changes nothing in the Deployment. The
+      -- grace runs from its last change, so one that is merely slow but moving (or a
+      -- cluster busy with thousands of them) costs no lists.
+      if not entry.recheck or not entry.since then entry.since = core.wall() end
       entry.kept = live
       self.slow[entry] = true
     else
@@ -404,7 +407,7 @@ function check(self, entry, fn)
     -- The verdict is kept, the object is not: the next event brings a fresh one.
     entry.live = nil
   end
-  entry.dirty = false
+  entry.dirty, entry.recheck = false, nil
 end
 
 -- Marks for a re-check the kept objects whose grace period has run out.
@@ -412,7 +415,7 @@ function Observer:recheck_due()
   local now, grace = core.wall(), self.fail_fast_after
   for e in pairs(self.slow) do
     if e.kept and not e.dirty and now - e.since >= grace and now - (e.related_at or 0) >= grace then
-      e.live, e.dirty = e.kept, true
+      e.live, e.dirty, e.recheck = e.kept, true, true
     end
   end
 end
