@@ -102,7 +102,7 @@ describe("bench/run", function()
       assert.are.equal(10, r.n)
       assert.is_true(r.ok)
       for _, k in ipairs({ "wall_s", "cpu_s", "cpu_per_obj_us", "rss_kb", "req_per_obj",
-                           "ready_latency_s", "sim_cpu_s", "sim_cpu_per_req_us" }) do
+                           "ready_latency_s", "sim_ready_s", "sim_cpu_s", "sim_cpu_per_req_us" }) do
         assert.are.equal("number", type(r[k]), r.tool .. " " .. k)
       end
       assert.is_true(r.rss_kb > 0)
