@@ -128,6 +128,32 @@ local function suite(label, start_opts, auth)
       assert.truthy(has(y, "\n    type: Available\n"), y)
     end)
 
+    it("services print their columns; a LoadBalancer gets an external IP", function()
+      local svc = K.file(s, "svc.yaml", table.concat({
+        "apiVersion: v1", "kind: Service", "metadata:", "  name: web-lb", "spec:", "  type: LoadBalancer",
+        "  selector:", "    app: web", "  ports:", "  - name: http", "    port: 80", "    targetPort: 80", "" }, "\n"))
+      assert.equal("service/web-lb created\n", ok("apply -f " .. svc).stdout)
+      assert.equal("service/web-lb unchanged\n", ok("apply -f " .. svc).stdout)
+      assert.equal("service/web exposed\n", ok("expose deployment web --port=8080 --target-port=80").stdout)
+      local t = K.table(ok("get service web").stdout)
+      assert.same({ "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE" }, t.header)
+      assert.equal("ClusterIP", t.rows[1][2])
+      assert.truthy(t.rows[1][3]:match("^%d+%.%d+%.%d+%.%d+$"), t.rows[1][3])
+      assert.same({ "<none>", "8080/TCP" }, { t.rows[1][4], t.rows[1][5] })
+      local lb
+      for _ = 1, 50 do
+        lb = K.json(ok("get service web-lb -o json").stdout)
+        if lb.status.loadBalancer and lb.status.loadBalancer.ingress then break end
+        sim.sleep(0.05)
+      end
+      local ip = lb.status.loadBalancer.ingress[1].ip
+      assert.truthy(ip)
+      t = K.table(ok("get service web-lb").stdout)
+      assert.equal("LoadBalancer", t.rows[1][2])
+      assert.equal(ip, t.rows[1][4])
+      assert.truthy(t.rows[1][5]:match("^80:%d+/TCP$"), t.rows[1][5])
+    end)
+
     it("diff exits 1 when the live object differs and 0 when it matches", function()
       local f = s.dir .. "/web.yaml"
       local same = run("diff -f " .. f)
