@@ -143,7 +143,7 @@ function wait.observe(client, opts)
                               phase = opts.phase, cancelled = false, check = opts.check,
                               fail_fast_after = opts.fail_fast_after or DEFAULT_FAIL_FAST_AFTER,
                               crd_cache = opts.crd_cache or {}, release_crds = {}, fetched = {},
-                              slow = {} },
+                              slow = {}, getters = {} },
                          Observer)
   registry(client)[self] = true
   local ok, err = self:add(opts.objects)
@@ -358,10 +358,14 @@ end
 function Observer:ctx_for(entry, live)
   local md = type(live.metadata) == "table" and live.metadata or {}
   local ns = md.namespace
-  local ctx = {
-    expects_conditions = self:expects_conditions(live.apiVersion, live.kind),
-    get = function(kind, name) return self:get_related(kind, name, ns) end,
-  }
+  -- One getter per namespace, not a closure per check: a large release checks thousands.
+  local key = ns or ""
+  local get = self.getters[key]
+  if not get then
+    get = function(kind, name) return self:get_related(kind, name, ns) end
+    self.getters[key] = get
+  end
+  local ctx = { expects_conditions = self:expects_conditions(live.apiVersion, live.kind), get = get }
   if entry.since then
     local now, grace = core.wall(), self.fail_fast_after
     if now - entry.since >= grace and now - (entry.related_at or 0) >= grace then
