@@ -1,6 +1,7 @@
 -- The ctx the waiter hands to readiness checks, end to end against `atom sim`:
---   * a Deployment whose pods cannot pull their image fails fast (Error, not Deadline)
---     once it has progressed for longer than fail_fast_after, long before its deadline;
+--   * a Deployment whose pods cannot pull their image, or keep crashing, fails fast
+--     (Error, not Deadline) once it has sat unchanged for longer than fail_fast_after,
+--     long before its deadline;
 --   * before that grace period the pods are not looked at;
 --   * a custom resource whose CRD is already in the cluster (not in the release) waits for
 --     its controller when the CRD declares status.conditions, and is ready once it exists
@@ -75,6 +76,23 @@ describe("readiness ctx", function()
     assert.truthy(waiting == "ErrImagePull" or waiting == "ImagePullBackOff", why)
     -- the first version's image is back
     assert.are.equal("nginx:1.27", S.image(s, "pull", "web"))
+  end)
+
+  it("fails a rollout whose pods keep crashing fast too (CrashLoopBackOff)", function()
+    local scenario = S.script('return { rules = { { match = { image = "nginx:crash" }, crash_loop = true } } }')
+    local cs = S.sim({ ready_after = 1, scenario = scenario .. "/release.lua" })
+    local ok, err = pcall(function()
+      local dir = S.script(S.RELEASE)
+      local r = S.atom(cs, "run " .. dir .. "/release.lua -q",
+        { env = { "NAME=crash", "NS=crash", "TAG=crash", "DEADLINE=120" }, timeout = 120 })
+      assert.are.equal(3, r.code, r.stdout .. r.stderr)
+      local a = S.atom_record(cs, "crash", "crash")
+      assert.are.same({ "Pending", "Updating", "Error", "Rollback", "Reverted" }, path_of(a))
+      assert.matches("Deployment/crash/web failed: pod web%-[%w-]+: container \"web\" is waiting: CrashLoopBackOff",
+        reason_to(a, "Error"))
+    end)
+    cs.stop()
+    assert(ok, err)
   end)
 
   it("does not look at the pods before fail_fast_after has passed", function()
