@@ -42,6 +42,20 @@ describe("kubectl sees real-server errors from atom sim", function()
     assert.truthy(has(r.stderr, 'conflict with "kubectl-create" using v1: .data.key'), r.stderr)
   end)
 
+  it("kubectl scale owns .spec.replicas through the scale subresource", function()
+    local f = K.file(s, "scaled.yaml", K.deployment("scaled", { replicas = 1 }))
+    K.ok(s, "apply --server-side -f " .. f)
+    K.ok(s, "scale deployment/scaled --replicas=2")
+    local r = s:kubectl("apply --server-side -f " .. f)
+    assert.equal(1, r.code)
+    assert.truthy(has(r.stderr, 'error: Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" ' ..
+      "using apps/v1: .spec.replicas\n"), r.stderr)
+    K.ok(s, "apply --server-side --force-conflicts -f " .. f)
+    local d = K.json(K.ok(s, "get deployment scaled -o json --show-managed-fields").stdout)
+    assert.equal(1, d.spec.replicas)
+    for _, m in ipairs(d.metadata.managedFields) do assert.is_nil(m.subresource, m.manager) end
+  end)
+
   it("replace with a stale resourceVersion is a Conflict", function()
     local f = K.file(s, "stale.yaml", K.configmap("stale", { a = "1" }))
     K.ok(s, "create -f " .. f)

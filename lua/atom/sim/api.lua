@@ -418,7 +418,7 @@ local function apply_scale(sim, r, old, scale)
   new.spec.replicas = math.tointeger(replicas) or replicas
   new.metadata.resourceVersion = nil
   patchmod.record_update(old, new, { manager = manager_of(r), ctx = ctx_of(r.info),
-    api_version = old.apiVersion, time = sim.clock:rfc3339() })
+    api_version = old.apiVersion, time = sim.clock:rfc3339(), subresource = "scale" })
   local res, err = sim.store:update(r.info.rk, new, { dry_run = dry_run(r), owned = true })
   if not res then return status_resp(err) end
   return respond(200, util.encode(scale_of(sim, r.info, res)))

@@ -671,7 +671,9 @@ function M.apply(live, applied, opts)
   for p in pairs(new_set) do
     if p:sub(-2) ~= SEP .. "." then
       for _, m in ipairs(managers) do
-        if m ~= mine and m.set[p] and not m.subresource then
+        -- The scale subresource's writer owns .spec.replicas on the main resource too
+        -- (status writers own only .status, which an apply to the main resource drops).
+        if m ~= mine and m.set[p] and (not m.subresource or m.subresource == "scale") then
           local before = M.value_at(base, p)
           if before ~= nil and not util.equal(before, M.value_at(merged, p)) then
             conflicts[#conflicts + 1] = { manager = m.manager, api_version = m.apiVersion,
@@ -755,14 +757,18 @@ function M.record_update(old, new, opts)
   end
   local mine
   for _, m in ipairs(managers) do
-    if m.manager == opts.manager and m.operation == "Update" and not m.subresource then mine = m end
-    if not m.subresource then
+    if m.manager == opts.manager and m.operation == "Update" and m.subresource == opts.subresource then
+      mine = m
+    end
+    -- An update takes the fields it changed from every other manager, the scale
+    -- subresource's included (they are the same .spec.replicas).
+    if not m.subresource or m.subresource == "scale" or opts.subresource then
       for p in pairs(changed) do if m.set[p] then m.set[p] = nil end end
       for p in pairs(removed) do m.set[p] = nil end
     end
   end
   if not mine then
-    mine = { manager = opts.manager, operation = "Update", set = {} }
+    mine = { manager = opts.manager, operation = "Update", subresource = opts.subresource, set = {} }
     managers[#managers + 1] = mine
   end
   for p in pairs(changed) do mine.set[p] = true end
@@ -773,11 +779,15 @@ function M.record_update(old, new, opts)
 end
 
 -- How kube-apiserver names the manager in a conflict: appliers by name only (their
--- identifier has no apiVersion), updaters "using <apiVersion>" (the time is never part of it).
+-- identifier has no apiVersion), updaters "using <apiVersion>" (the time is never part of it),
+-- and a subresource writer "with subresource \"scale\"" before that.
 function M.manager_text(c)
   local op = c.owner and c.owner.operation
-  if op == "Update" then return string.format('"%s" using %s', c.manager, c.api_version or "") end
-  return string.format('"%s"', c.manager)
+  local who = string.format('"%s"', c.manager)
+  local sub = c.owner and c.owner.subresource
+  if sub then who = string.format('%s with subresource "%s"', who, sub) end
+  if op == "Update" then return string.format("%s using %s", who, c.api_version or "") end
+  return who
 end
 
 function M.conflict_message(conflicts)
