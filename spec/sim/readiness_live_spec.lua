@@ -281,6 +281,23 @@ local CASES = {
       c.advance(0.5)
       return c.check("Deployment", "web")
     end, state = "progressing", message = "new replicas have been updated" },
+  { "Deployment", "progressing (scaled up, the new pod not yet available)", run = function(c)
+      c.create(deployment("web", 2))
+      c.advance(10)
+      c.edit("Deployment", "web", function(d) d.spec.replicas = 3 end)
+      c.advance(0.5)
+      return c.check("Deployment", "web")
+    end, state = "progressing", message = "^2 of 3 updated replicas are available$" },
+  { "Deployment", "ready (paused mid-rollout)", run = function(c)
+      c.create(deployment("web", 2))
+      c.advance(10)
+      c.edit("Deployment", "web", function(d)
+        d.spec.paused = true
+        d.spec.template.spec.containers[1].image = "nginx:1.28"
+      end)
+      c.advance(1)
+      return c.check("Deployment", "web")
+    end, state = "ready", message = "^deployment is paused$" },
   { "Deployment", "failed (ProgressDeadlineExceeded)", run = function(c)
       -- :does-not-exist makes the sim's kubelet fail the pull (scenario.lua).
       c.create(deployment("bad", 2, "nginx:does-not-exist", { progressDeadlineSeconds = 20 }))
@@ -320,6 +337,20 @@ local CASES = {
       local live = c.get("ReplicaSet", "rs")
       return readiness.check(live, nil, c.ctx)
     end, state = "progressing", message = "generation 2" },
+  { "ReplicaSet", "progressing (scaled up, the new pod not yet ready)", run = function(c)
+      c.create(replicaset("ReplicaSet", "rs", 2))
+      c.advance(10)
+      c.edit("ReplicaSet", "rs", function(o) o.spec.replicas = 3 end)
+      c.advance(0.5)
+      return c.check("ReplicaSet", "rs")
+    end, state = "progressing", message = "^2 of 3 replicas are ready$" },
+  { "StatefulSet", "progressing (rolling update under way)", run = function(c)
+      c.create(statefulset("db", 2))
+      c.advance(20)
+      c.edit("StatefulSet", "db", function(o) o.spec.template.spec.containers[1].image = "nginx:1.28" end)
+      c.advance(0.5)
+      return c.check("StatefulSet", "db")
+    end, state = "progressing", message = "^1 of 2 replicas are ready$" },
   { "ReplicationController", "ready", run = function(c)
       c.create(replicaset("ReplicationController", "rc", 2))
       c.advance(10)
