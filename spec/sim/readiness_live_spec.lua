@@ -127,9 +127,9 @@ local function pod_template(app, image)
     spec = { containers = { { name = "c", image = image or "nginx:1.27" } } } }
 end
 
-local function pod(name, rules_image)
+local function pod(name, image)
   return { kind = "Pod", metadata = { name = name, labels = labels(name) },
-    spec = { containers = { { name = "c", image = rules_image or "nginx:1.27" } } } }
+    spec = { containers = { { name = "c", image = image or "nginx:1.27" } } } }
 end
 
 local function deployment(name, replicas, image, extra)
@@ -201,8 +201,7 @@ local function pdb(name, app)
 end
 
 local function apiservice(name, svc)
-  local group, version = name:match("^([^.]+)%.(.+)$")
-  group, version = version, group
+  local version, group = name:match("^([^.]+)%.(.+)$")
   return { kind = "APIService", metadata = { name = name },
     spec = { group = group, version = version, groupPriorityMinimum = 1000, versionPriority = 15,
       insecureSkipTLSVerify = true, service = svc } }
