@@ -217,7 +217,7 @@ local function parse_metrics(text)
     if verb == "post" and resource == "" and code == 200 then n = n - 1 end
     if n > 0 then
       m.total = m.total + n
-      if verb == "watch" then m.watches = m.watches + n end
+      if verb:upper() == "WATCH" then m.watches = m.watches + n end
       if code >= 400 then m.errors = m.errors + n end
       m.by_verb[verb] = (m.by_verb[verb] or 0) + n
       local rk = resource == "" and "(non-resource)" or resource

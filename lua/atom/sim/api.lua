@@ -947,7 +947,11 @@ function M.handle(sim, req)
     resp = status_resp(status.internal(resp))
   end
   if meta.delay and meta.delay > 0 then resp.delay = meta.delay end
-  sim.metrics:count(meta.verb or string.lower(req.method or "get"), meta.resource or "", resp.status)
+  local verb = meta.verb or string.lower(req.method or "get")
+  if verb == "patch" and (req.headers and req.headers["content-type"] or ""):find("apply-patch", 1, true) then
+    verb = "apply"
+  end
+  sim.metrics:count(verb, meta.resource or "", resp.status)
   return resp
 end
 

@@ -13,15 +13,23 @@ function M:reset()
   self.cpu0 = os.clock()
 end
 
+-- kube-apiserver labels requests by HTTP-ish verb, not by the API verb: a create is POST,
+-- an update PUT, a server-side apply APPLY, a list LIST.
+local METRIC_VERB = {
+  get = "GET", list = "LIST", watch = "WATCH", create = "POST", update = "PUT", patch = "PATCH",
+  apply = "APPLY", delete = "DELETE", deletecollection = "DELETECOLLECTION",
+}
+
 function M:count(verb, resource, code)
-  local key = string.format('verb="%s",resource="%s",code="%d"', verb or "", resource or "", code or 0)
+  verb = METRIC_VERB[verb] or string.upper(verb or "")
+  local key = string.format('verb="%s",resource="%s",code="%d"', verb, resource or "", code or 0)
   self.counts[key] = (self.counts[key] or 0) + 1
 end
 
 function M:total(verb, resource)
   local n = 0
   for k, v in pairs(self.counts) do
-    if (not verb or k:find('verb="' .. verb .. '"', 1, true))
+    if (not verb or k:find('verb="' .. (METRIC_VERB[verb] or verb) .. '"', 1, true))
       and (not resource or k:find('resource="' .. resource .. '"', 1, true)) then n = n + v end
   end
   return n
