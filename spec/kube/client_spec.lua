@@ -272,6 +272,32 @@ contexts:
       assert.are.equal(200, st2)
       assert.is_string(raw)
     end)
+    it("hands apply_many results on as they arrive and then keeps only the outcome", function()
+      local objs = {}
+      for i = 1, 40 do objs[i] = H.configmap(("stream-%02d"):format(i), { i = tostring(i) }, "stream") end
+      objs[41] = { apiVersion = "v1", kind = "Nope", metadata = { name = "x" } }
+      local seen, idles = {}, 0
+      local results = c:apply_many(objs, { force = true, concurrency = 4,
+        on_result = function(i, r) seen[i] = r end,
+        idle = function() idles = idles + 1 end })
+      for i = 1, 40 do
+        assert.are.equal(tostring(i), seen[i].object.data.i)
+        assert.are.same({ ok = true }, results[i])
+      end
+      assert.matches('does not know kind "Nope"', tostring(seen[41].err))
+      assert.are.equal(seen[41].err, results[41].err)
+      assert.is_true(idles >= 1)
+      c:delete_many(objs)
+    end)
+
+    it("requeue puts events back in front, in order", function()
+      c.events = { { type = "MODIFIED", n = 3 } }
+      c:requeue({ { type = "ADDED", n = 1 }, { type = "ADDED", n = 2 } })
+      local got = {}
+      for i, e in ipairs(c.events) do got[i] = e.n end
+      assert.are.same({ 1, 2, 3 }, got)
+      c.events = {}
+    end)
   end)
 
   describe("retries", function()
@@ -381,6 +407,17 @@ contexts:
       evs = H.poll_until(c, function(e) return #e >= 3 end)
       assert.are.same({ "a", "c" }, names(evs, "RELISTED"))
       assert.are.same({ "b" }, names(evs, "DELETED"))
+      -- the deletion is announced from what the watch remembered: a stub, not the object
+      for _, e in ipairs(evs) do
+        if e.type == "DELETED" then
+          assert.are.equal("ConfigMap", e.object.kind)
+          assert.are.equal("v1", e.object.apiVersion)
+          assert.are.equal("w1", e.object.metadata.namespace)
+          assert.truthy(e.object.metadata.uid)
+          assert.truthy(e.object.metadata.resourceVersion)
+          assert.is_nil(e.object.data)
+        end
+      end
       -- and watching continues from the list's RV
       assert.truthy(c:apply(H.configmap("d", nil, "w1")))
       evs = H.poll_until(c, function(e) return #e >= 1 end)

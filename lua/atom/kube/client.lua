@@ -227,8 +227,11 @@ function Client:_wait(id)
 end
 
 -- Runs many requests concurrently, at most `window` in flight, and returns
--- results[i] = { status =, body =, headers = } or { err = }.
-function Client:request_many(reqs, window, on_result)
+-- results[i] = { status =, body =, headers = } or { err = }. on_result(i, r)
+-- sees each as it arrives and may return what to keep instead; idle() runs
+-- after each round of completions, outside any handler (callers hand on
+-- watch events there rather than letting them pile up).
+function Client:request_many(reqs, window, on_result, idle)
   window = window or self.window
   local results, next_i, active, n = {}, 1, 0, #reqs
   local function launch()
@@ -250,6 +253,7 @@ function Client:request_many(reqs, window, on_result)
   while active > 0 do
     self:_pump(1)
     launch()
+    if idle then idle() end
   end
   return results
 end
@@ -390,6 +394,9 @@ function Client:apply(obj, opts)
   return body
 end
 
+-- opts.on_result(i, result): each result as it arrives; the returned list then
+-- keeps { ok = true } for successes instead of the live objects (a large
+-- release's answers are most of its memory). opts.idle: see request_many.
 function Client:apply_many(objs, opts)
   opts = opts or {}
   local o = { field_manager = opts.field_manager, force = opts.force, dry_run = opts.dry_run }
@@ -404,12 +411,21 @@ function Client:apply_many(objs, opts)
       map[#reqs] = i
     else
       results[i] = { err = rerr }
+      if opts.on_result then opts.on_result(i, results[i]) end
     end
   end
-  local out = self:request_many(reqs, opts.concurrency)
-  for j, r in ipairs(out) do
-    results[map[j]] = r.err and { err = r.err } or { object = r.body }
-  end
+  local each = opts.on_result
+  local kept = each and { ok = true }
+  self:request_many(reqs, opts.concurrency, function(j, r)
+    local i = map[j]
+    local res = r.err and { err = r.err } or { object = r.body }
+    if each then
+      each(i, res)
+      if not res.err then res = kept end
+    end
+    results[i] = res
+    return true
+  end, opts.idle)
   return results
 end
 
@@ -521,7 +537,10 @@ end
 -- Puts events back so the next poll returns them first (a caller that
 -- consumed events meant for someone else).
 function Client:requeue(events)
-  for i = #events, 1, -1 do table.insert(self.events, 1, events[i]) end
+  if #events == 0 then return end
+  local merged = table.move(events, 1, #events, 1, {})
+  table.move(self.events, 1, #self.events, #merged + 1, merged)
+  self.events = merged
 end
 
 function Client:close()

@@ -14,14 +14,16 @@
 --       -> items, list_rv | nil, err
 --   client:create(obj), client:update(obj), client:update_status(obj) -> live | nil, err
 --   client:apply(obj, { force =, dry_run =, field_manager = "atom" }) -> live | nil, err
---   client:apply_many(objs, opts) -> results  ({ object = live } or { err = err } each)
+--   client:apply_many(objs, opts) -> results  ({ object = live } or { err = err } each;
+--       opts.on_result(i, result) sees each as it arrives, and the list then keeps
+--       { ok = true } for successes; opts.idle() runs between rounds of completions)
 --   client:patch(apiVersion, kind, namespace, name, patch, "merge"|"json"|"strategic")
 --   client:delete(apiVersion, kind, namespace, name, { propagation =, grace = })
 --       -> true | "absent" | nil, err
 --   client:delete_many(refs, opts) -> results ({ ok = true|"absent" } or { err = })
 --   client:request{ method, path, query, body, content_type, accept, raw }
 --       -> status, body, headers | nil, err   (body decoded when JSON unless raw)
---   client:request_many(reqs, window) -> results ({ status, body, headers } or { err })
+--   client:request_many(reqs, window, on_result, idle) -> results ({ status, body, headers } or { err })
 --   client:watch(apiVersion, kind, namespace|nil, opts) -> watcher; watcher:close()
 --   client:poll(timeout) -> events { watcher, type, object }
 --       type: ADDED | MODIFIED | DELETED | RELISTED (after a 410: the current

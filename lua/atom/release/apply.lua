@@ -6,8 +6,10 @@
 --       (discovery says which kinds are namespaced); kinds not known yet (their CRD is in
 --       this version) are resolved after the CRDs are Established.
 --   apply.apply(client, release_name, version, objects, default_ns, opts) -> prepared | nil, err
---       opts.on_applied(live) sees each object as the server returned it (not kept here:
---       thousands of live objects would be most of a large release's memory)
+--       opts.on_applied(live) sees each object as the server returned it, as the answer
+--       arrives (not kept here: thousands of live objects would be most of a large
+--       release's memory); watch events arriving meanwhile go on to the observers
+--       (util.poll) once the object they are about has been through on_applied
 --       server-side apply (field manager atom, force) in dependency order, concurrently
 --       within each group; immutable-field refusals recreate objects annotated
 --       atom.dev/recreate (or atom/recreate) "true", and are an error otherwise.
@@ -98,39 +100,93 @@ local function describe(err)
   return tostring(err)
 end
 
--- Applies one group concurrently; recreates where allowed.
-local function apply_group(client, group, opts)
-  local results = client:apply_many(group, { force = true, field_manager = "atom", dry_run = opts.dry_run })
-  local live = {}
-  for i, r in ipairs(results) do
+-- The key util.key gives the object once prepared (namespace defaulted), without copying
+-- it; nil when its kind is not served yet.
+local function prepared_key(client, obj, default_ns)
+  local info = client:resource_for(obj.apiVersion, obj.kind)
+  if not info then return nil end
+  local md = obj.metadata or {}
+  local ns = ""
+  if info.namespaced then
+    ns = (md.namespace and md.namespace ~= "") and md.namespace or default_ns
+  end
+  return string.format("%s/%s/%s/%s", util.group_of(obj.apiVersion), obj.kind, ns, md.name)
+end
+
+local function event_key(ev)
+  local o = ev.object
+  if type(o) ~= "table" or type(o.metadata) ~= "table" then return nil end
+  local w = ev.watcher
+  local av, kind = o.apiVersion, o.kind
+  if type(w) == "table" then av, kind = av or w.api_version, kind or w.kind end
+  return string.format("%s/%s/%s/%s", util.group_of(av), kind, o.metadata.namespace or "", o.metadata.name)
+end
+
+-- Watch events that arrive while the apply runs go to the observers as they come, rather
+-- than piling up as objects until the apply ends. An object's events wait until its
+-- apply answer has gone to on_applied (unapplied[key] cleared): the observer must learn
+-- the applied uid and generation before any state of the object, as when it saw them
+-- all after the apply.
+local HAND_ON_AT = 64
+
+local function hand_on_events(client, unapplied)
+  local evs = client.events
+  if #evs < HAND_ON_AT then return end
+  local now, held = {}, {}
+  for _, ev in ipairs(evs) do
+    local k = event_key(ev)
+    if k and unapplied[k] then held[#held + 1] = ev else now[#now + 1] = ev end
+  end
+  if #now == 0 then return end
+  client.events = now
+  local rest = util.poll(client, 0)
+  client:requeue(held)
+  client:requeue(rest)
+end
+
+-- Applies one group concurrently; recreates where allowed. Each answer goes to
+-- opts.on_applied as it arrives and is not kept.
+local function apply_group(client, group, opts, unapplied)
+  local on_applied = opts.on_applied
+  local failed = {}
+  local function handed(i, live)
+    if unapplied then unapplied[util.key(group[i])] = nil end
+    if on_applied and live then on_applied(live) end
+  end
+  client:apply_many(group, {
+    force = true, field_manager = "atom", dry_run = opts.dry_run,
+    on_result = function(i, r)
+      if r.err then failed[#failed + 1] = { i = i, err = r.err } else handed(i, r.object) end
+    end,
+    idle = unapplied and function() hand_on_events(client, unapplied) end,
+  })
+  table.sort(failed, function(a, b) return a.i < b.i end)
+  for _, f in ipairs(failed) do
+    local i, err = f.i, f.err
     local obj = group[i]
-    if r.err then
-      if immutable(r.err) and recreate_allowed(obj) and not opts.dry_run then
-        local md = obj.metadata
-        local _, derr = client:delete(obj.apiVersion, obj.kind, md.namespace, md.name,
-          { propagation = "Foreground" })
-        if derr then return nil, string.format("recreating %s: %s", util.show(obj), describe(derr)) end
-        -- The old object may linger while its finalizers run; retry the create briefly.
-        local made, aerr
-        for _ = 1, 50 do
-          made, aerr = client:apply(obj, { force = true, field_manager = "atom" })
-          if made or not (aerr and aerr.code == 409) then break end
-          util.poll(client, 0.1)
-        end
-        if not made then return nil, string.format("recreating %s: %s", util.show(obj), describe(aerr)) end
-        live[i] = made
-        if opts.log then opts.log(string.format("recreated %s (immutable field changed)", util.show(obj))) end
-      elseif immutable(r.err) then
-        return nil, string.format("%s: %s (annotate it atom.dev/recreate: \"true\" to allow delete and recreate)",
-          util.show(obj), describe(r.err))
-      else
-        return nil, string.format("applying %s: %s", util.show(obj), describe(r.err))
+    if immutable(err) and recreate_allowed(obj) and not opts.dry_run then
+      local md = obj.metadata
+      local _, derr = client:delete(obj.apiVersion, obj.kind, md.namespace, md.name,
+        { propagation = "Foreground" })
+      if derr then return nil, string.format("recreating %s: %s", util.show(obj), describe(derr)) end
+      -- The old object may linger while its finalizers run; retry the create briefly.
+      local made, aerr
+      for _ = 1, 50 do
+        made, aerr = client:apply(obj, { force = true, field_manager = "atom" })
+        if made or not (aerr and aerr.code == 409) then break end
+        util.poll(client, 0.1)
       end
+      if not made then return nil, string.format("recreating %s: %s", util.show(obj), describe(aerr)) end
+      handed(i, made)
+      if opts.log then opts.log(string.format("recreated %s (immutable field changed)", util.show(obj))) end
+    elseif immutable(err) then
+      return nil, string.format("%s: %s (annotate it atom.dev/recreate: \"true\" to allow delete and recreate)",
+        util.show(obj), describe(err))
     else
-      live[i] = r.object
+      return nil, string.format("applying %s: %s", util.show(obj), describe(err))
     end
   end
-  return live
+  return true
 end
 
 function apply.apply(client, release_name, version, objects, default_ns, opts)
@@ -141,16 +197,22 @@ function apply.apply(client, release_name, version, objects, default_ns, opts)
     local g = groups[apply.group(obj)]
     g[#g + 1] = obj
   end
+  -- Only an observer (on_applied) wants events handed on during the apply.
+  local unapplied
+  if opts.on_applied and not opts.dry_run then
+    unapplied = {}
+    for _, obj in ipairs(objects) do
+      local k = prepared_key(client, obj, default_ns)
+      if k then unapplied[k] = true end
+    end
+  end
   local prepared = {}
   for g = 1, apply.LAST_GROUP do
     if #groups[g] > 0 then
       local batch, err = apply.prepare(client, release_name, version, groups[g], default_ns)
       if not batch then return nil, err end
-      local live, aerr = apply_group(client, batch, opts)
-      if aerr then return nil, aerr end
-      if opts.on_applied then
-        for i = 1, #batch do if live[i] then opts.on_applied(live[i]) end end
-      end
+      local ok, aerr = apply_group(client, batch, opts, unapplied)
+      if not ok then return nil, aerr end
       for _, o in ipairs(batch) do prepared[#prepared + 1] = o end
       if g == 1 and not opts.dry_run then
         local crds = {}
