@@ -18,7 +18,9 @@
 --       opts.keep_namespace: a Namespace never pruned, the one holding the records; opts.dry_run)
 --       deletes live objects carrying this release's label, of the given kinds, that are
 --       not in `keep` (prepared objects); never touches an object without the label.
--- The caller owns every table passed in; prepared objects are new tables.
+-- The caller owns every table passed in; prepared objects are new tables down to their
+-- metadata labels and annotations, and share what lies below (spec, data, ...) with the
+-- objects given: read them, do not change them.
 local util = require "atom.release.util"
 local records = require "atom.release.records"
 
@@ -51,12 +53,24 @@ local function immutable(err)
   return text:lower():find("immutable", 1, true) ~= nil
 end
 
+local function shallow(t)
+  if type(t) ~= "table" then return t end
+  local out = {}
+  for k, v in pairs(t) do out[k] = v end
+  return setmetatable(out, getmetatable(t))
+end
+
 -- One object made ready to apply; nil, err when its kind is unknown to the server.
 local function prepare_one(client, release_name, version, obj, default_ns)
   local info, err = client:resource_for(obj.apiVersion, obj.kind)
   if not info then return nil, err end
-  local o = util.copy(obj)
-  o.metadata = o.metadata or {}
+  -- New tables down to the fields set here; what lies below (spec, data, ...) is shared
+  -- with obj, read-only: a deep copy per object was most of prepare's time, and a release
+  -- is prepared more than once (the watch's list of objects, then each apply group).
+  local o = shallow(obj)
+  o.metadata = shallow(o.metadata) or {}
+  o.metadata.labels = shallow(o.metadata.labels)
+  o.metadata.annotations = shallow(o.metadata.annotations)
   if info.namespaced then
     if not o.metadata.namespace or o.metadata.namespace == "" then o.metadata.namespace = default_ns end
   else
