@@ -59,7 +59,7 @@ describe("bench stats", function()
   end)
 end)
 
-describe("bench/run", function()
+describe("bench/run #kubectl", function()
   local atom = os.getenv("ATOM_BIN") or "build/atom"
 
   it("releases 10 objects with atom and kubectl and writes the JSON, table and plot", function()

@@ -46,7 +46,7 @@ end
 
 local function sleep(s) os.execute("sleep " .. s) end
 
-describe("embedding atom", function()
+describe("embedding atom #kubectl", function()
   local tmp, prefix, build, kubeconfig, sim_pid, pc_env
 
   setup(function()

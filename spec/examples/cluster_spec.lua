@@ -18,7 +18,7 @@ local function write_release(text)
   return dir
 end
 
-describe("examples against atom sim", function()
+describe("examples against atom sim #kubectl", function()
   local s
   before_each(function() s = sim.start({ ready_after = 0.2 }) end)
   after_each(function() if s then s.stop() end end)
@@ -53,7 +53,7 @@ describe("examples against atom sim", function()
   end)
 end)
 
-describe("hooks and policies against atom sim", function()
+describe("hooks and policies against atom sim #kubectl", function()
   local s, dirs
   before_each(function() dirs = {} end)
   after_each(function()

@@ -30,7 +30,7 @@ local function kubeconfig_with(s, which)
 end
 
 local function suite(label, start_opts, auth)
-  describe("kubectl over " .. label, function()
+  describe("kubectl over " .. label .. " #kubectl", function()
     local s, kc, run
 
     setup(function()
@@ -235,7 +235,7 @@ end
 suite("HTTP", { time_scale = 30 })
 suite("HTTPS with a bearer token", { tls = true, time_scale = 30 }, "token")
 
-describe("kubectl over HTTPS with a client certificate", function()
+describe("kubectl over HTTPS with a client certificate #kubectl", function()
   local s
   setup(function() s = sim.start({ tls = true }) end)
   teardown(function() if s then s.stop() end end)

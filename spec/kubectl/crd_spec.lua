@@ -57,7 +57,7 @@ spec:
   color: blue
 ]]
 
-describe("kubectl with custom resources on atom sim", function()
+describe("kubectl with custom resources on atom sim #kubectl", function()
   local s
 
   setup(function()

@@ -8,7 +8,7 @@ local function has(text, needle)
   return text:find(needle, 1, true) ~= nil
 end
 
-describe("kubectl sees real-server errors from atom sim", function()
+describe("kubectl sees real-server errors from atom sim #kubectl", function()
   local s
 
   setup(function()

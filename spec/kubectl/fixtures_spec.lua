@@ -44,7 +44,7 @@ local FOLDERS = {
   { name = "prometheus-operator", objects = 8 },
 }
 
-describe("fixture manifests applied with kubectl apply --server-side", function()
+describe("fixture manifests applied with kubectl apply --server-side #kubectl", function()
   local s
 
   setup(function()

@@ -15,7 +15,7 @@ local function names(text)
   return out
 end
 
-describe("kubectl queries against atom sim", function()
+describe("kubectl queries against atom sim #kubectl", function()
   local s
 
   setup(function()

@@ -16,7 +16,7 @@ local function replica_sets(s)
   return out
 end
 
-describe("kubectl rollout against atom sim", function()
+describe("kubectl rollout against atom sim #kubectl", function()
   local s
 
   setup(function()

@@ -5,7 +5,7 @@
 local S = require "release.support"
 local json = require "cjson"
 
-describe("a running release", function()
+describe("a running release #kubectl", function()
   local s, dir
   setup(function()
     s = S.sim({ ready_after = 20 })

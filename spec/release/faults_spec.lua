@@ -12,7 +12,7 @@ local function transitions_of(s, run, name, version)
   return path, reasons
 end
 
-describe("release edge cases", function()
+describe("release edge cases #kubectl", function()
   local s, dir
   setup(function()
     s = S.sim({ ready_after = 1 })
@@ -138,7 +138,7 @@ return { name = atom.env("NAME", "pol"), namespace = atom.env("NAME", "pol"), de
   end)
 end)
 
-describe("a release under API faults", function()
+describe("a release under API faults #kubectl", function()
   it("ends the same: 503 bursts, expired (410) and dropped watches", function()
     local dir = S.script(S.RELEASE)
     local scen = S.script("", nil) .. "/scenario.lua"

@@ -53,7 +53,7 @@ return {
 }
 ]]
 
-describe("readiness ctx", function()
+describe("readiness ctx #kubectl", function()
   local s
   setup(function() s = S.sim({ ready_after = 1 }) end)
   teardown(function() if s then s.stop() end end)

@@ -6,7 +6,7 @@ local json = require "cjson"
 
 local FIXTURES = (os.getenv("ATOM_SHARED_DIR") or "../shared") .. "/fixtures/manifests"
 
-describe("atom run", function()
+describe("atom run #kubectl", function()
   local s, dir
   setup(function()
     s = S.sim({ ready_after = 1 })

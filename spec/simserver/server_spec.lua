@@ -290,7 +290,7 @@ describe("atom sim server (lifecycle)", function()
   end)
 end)
 
-describe("atom sim server (HTTPS)", function()
+describe("atom sim server (HTTPS) #kubectl", function()
   local s
   setup(function() s = sim.start({ handler = HANDLER, tls = true, token = "fixed-token.42" }) end)
   -- Exit 0 also means clean under ASan: a leak report makes it non-zero.
@@ -376,7 +376,7 @@ end)
 
 -- The real API machinery behind the server: these need lua/atom/sim.
 local api = sim.have_api() and describe or pending
-api("atom sim with the API machinery, driven by kubectl", function()
+api("atom sim with the API machinery, driven by kubectl #kubectl", function()
   for _, tls in ipairs({ false, true }) do
     describe(tls and "over HTTPS" or "over HTTP", function()
       local s

@@ -10,7 +10,7 @@ end
 
 local e2e = have_binary() and describe or pending
 
-e2e("controllers seen through kubectl", function()
+e2e("controllers seen through kubectl #kubectl", function()
   local s
 
   setup(function()
