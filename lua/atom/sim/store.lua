@@ -25,7 +25,8 @@ function M.new(opts)
   self.hist_first, self.hist_last = 1, 0
   self.compacted_rv = 0   -- events at or below this rv are no longer in history
   self.history_cap = opts.history_cap or HISTORY_CAP
-  self.subs = {}
+  self.subs = {}          -- { fn, rk (nil: every event) } in subscription order
+  self.subs_for = {}      -- rk -> subscriber functions for its events (a cache of subs)
   self.queue, self.qhead, self.dispatching = {}, 1, false
   self.next_ip = 10       -- 10.96.0.10 onwards
   self.json_cache = setmetatable({}, { __mode = "k" })
@@ -91,15 +92,35 @@ function M:json(obj)
   return s
 end
 
-function M:subscribe(fn)
-  self.subs[#self.subs + 1] = fn
+-- fn(type, rk, obj, old) for every event, or only for events of rk when rk is given: most
+-- subscribers care about one or two resources, and calling each of them for every event was a
+-- large share of a write's cost. Delivery keeps subscription order either way.
+function M:subscribe(fn, rk)
+  self.subs[#self.subs + 1] = { fn = fn, rk = rk }
+  self.subs_for = {}
   return fn
 end
 
 function M:unsubscribe(fn)
-  for i, f in ipairs(self.subs) do
-    if f == fn then table.remove(self.subs, i) return end
+  for i, s in ipairs(self.subs) do
+    if s.fn == fn then
+      table.remove(self.subs, i)
+      self.subs_for = {}
+      return
+    end
   end
+end
+
+-- The subscribers of rk's events in subscription order, cached until the set changes.
+function M:_subscribers(rk)
+  local list = self.subs_for[rk]
+  if list then return list end
+  list = {}
+  for _, s in ipairs(self.subs) do
+    if s.rk == nil or s.rk == rk then list[#list + 1] = s.fn end
+  end
+  self.subs_for[rk] = list
+  return list
 end
 
 -- Events are recorded at once (so history and RVs stay ordered) and delivered through a queue,
@@ -121,8 +142,9 @@ function M:_emit(typ, rk, obj, old)
     local e = self.queue[self.qhead]
     self.queue[self.qhead] = nil
     self.qhead = self.qhead + 1
-    for _, fn in ipairs(self.subs) do
-      local ok, err = pcall(fn, e.type, e.rk, e.obj, e.old)
+    local subs = self:_subscribers(e.rk)
+    for i = 1, #subs do
+      local ok, err = pcall(subs[i], e.type, e.rk, e.obj, e.old)
       if not ok and self.on_error then self.on_error(err) end
     end
   end
@@ -349,7 +371,12 @@ function M:update(rk, obj, opts)
     if spec_changed then m.generation = (cm.generation or 1) + 1 end
   end
   new.metadata.resourceVersion = cur.metadata.resourceVersion
-  if util.equal(new, cur) then return cur end
+  -- a status write differs from cur in .status alone (the rest is cur's, shared)
+  if opts.status_write then
+    if util.equal(new.status, cur.status) then return cur end
+  elseif util.equal(new, cur) then
+    return cur
+  end
   if opts.dry_run then return new end
   if new.metadata.deletionTimestamp and (new.metadata.finalizers == nil or #new.metadata.finalizers == 0)
     and (rk ~= "namespaces" or self:_namespace_can_go(new)) then

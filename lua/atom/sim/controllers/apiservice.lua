@@ -47,7 +47,7 @@ return function(sim)
   end
 
   local q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj, old)
+  local function on_event(ev, rk, obj, old)
     if rk == RK then
       local name = obj.metadata.name
       local prev = service_of[name]
@@ -68,5 +68,6 @@ return function(sim)
         for n in pairs(set) do q.add(nil, n) end
       end
     end
-  end)
+  end
+  for _, rk in ipairs({ RK, "endpoints", "services" }) do store:subscribe(on_event, rk) end
 end

@@ -115,5 +115,5 @@ return function(sim)
     for _, ds in ipairs(store:list(RK, nil, nil)) do
       w.q.add(ds.metadata.namespace, ds.metadata.name)
     end
-  end)
+  end, "nodes")
 end

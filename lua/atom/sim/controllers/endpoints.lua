@@ -206,7 +206,7 @@ return function(sim)
     end
   end
 
-  store:subscribe(function(ev, rk, obj, old)
+  local function on_event(ev, rk, obj, old)
     if rk == "pods" then
       local ns, name = obj.metadata.namespace, obj.metadata.name
       local labels, olabels = obj.metadata.labels, old and old.metadata.labels
@@ -249,5 +249,7 @@ return function(sim)
       index_add(svc_by_pair, ns, pairs_of(sel), name)
     end
     if util.needs_reconcile(ev, obj, old) then q.add(ns, name) end
-  end)
+  end
+  store:subscribe(on_event, "pods")
+  store:subscribe(on_event, SVC)
 end

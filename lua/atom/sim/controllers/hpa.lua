@@ -83,7 +83,7 @@ return function(sim)
   end
 
   local q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj)
+  local function on_event(ev, rk, obj)
     if rk == RK then
       index(obj, ev == "DELETED")
       if ev ~= "DELETED" then q.add(obj.metadata.namespace, obj.metadata.name) end
@@ -95,5 +95,7 @@ return function(sim)
     if set then
       for n in pairs(set) do q.add(obj.metadata.namespace, n) end
     end
-  end)
+  end
+  store:subscribe(on_event, RK)
+  for rk in pairs(rk_kind) do store:subscribe(on_event, rk) end
 end

@@ -51,7 +51,7 @@ return function(sim)
   end
 
   local q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj)
+  local function on_event(ev, rk, obj)
     local ns = obj.metadata.namespace or ""
     if rk == RK then
       by_ns[ns] = by_ns[ns] or {}
@@ -64,5 +64,7 @@ return function(sim)
     elseif rk == "pods" and by_ns[ns] then
       for n in pairs(by_ns[ns]) do q.add(obj.metadata.namespace, n) end
     end
-  end)
+  end
+  store:subscribe(on_event, RK)
+  store:subscribe(on_event, "pods")
 end

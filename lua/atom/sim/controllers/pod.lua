@@ -431,7 +431,7 @@ return function(sim)
 
   local q = util.queue(sim, schedule)
 
-  store:subscribe(function(ev, rk, obj)
+  local function on_event(ev, rk, obj)
     if (rk == "secrets" or rk == "configmaps") and ev == "ADDED" and next(blocked) then
       -- One re-check per namespace per turn, however many objects arrive:
       -- a release creating 5,000 ConfigMaps must not cost 5,000 x pods.
@@ -463,5 +463,6 @@ return function(sim)
     elseif not life[uid] and (ev == "ADDED" or not util.get_condition(obj, "PodScheduled")) then
       q.add(obj.metadata.namespace, obj.metadata.name)
     end
-  end)
+  end
+  for _, rk in ipairs({ "secrets", "configmaps", RK }) do store:subscribe(on_event, rk) end
 end

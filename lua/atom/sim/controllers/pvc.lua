@@ -113,7 +113,7 @@ return function(sim)
   end
 
   local q = util.queue(sim, reconcile)
-  store:subscribe(function(ev, rk, obj)
+  local function on_event(ev, rk, obj)
     if rk == SC_RK and ev == "ADDED" then
       -- A class appearing can unblock Pending claims.
       for _, c in ipairs(store:list(RK, nil, nil)) do
@@ -136,5 +136,7 @@ return function(sim)
       return
     end
     q.add(obj.metadata.namespace, obj.metadata.name)
-  end)
+  end
+  store:subscribe(on_event, SC_RK)
+  store:subscribe(on_event, RK)
 end

@@ -185,7 +185,7 @@ function M.child_index(sim, child_rk, owner_kind, on_change)
     else
       on_change(oref, obj, ev)
     end
-  end)
+  end, child_rk)
   -- Children of owner (live objects, read-only), in no particular order.
   function idx.children(owner)
     local set = by_owner[owner.metadata.uid]
@@ -617,7 +617,7 @@ function M.watch(sim, rk, q, forget, every)
       return
     end
     q.add(obj.metadata.namespace, obj.metadata.name)
-  end)
+  end, rk)
 end
 
 -- The frame of a workload controller (ReplicaSet, StatefulSet, DaemonSet, Job,
