@@ -29,7 +29,8 @@ function M.new(opts)
   self.subs_for = {}      -- rk -> subscriber functions for its events (a cache of subs)
   self.queue, self.qhead, self.dispatching = {}, 1, false
   self.next_ip = 10       -- 10.96.0.10 onwards
-  self.json_cache = setmetatable({}, { __mode = "k" })
+  self.json_cache = {}    -- obj -> its JSON, for the objects in json_ring
+  self.json_ring, self.json_next = {}, 1
   return self
 end
 
@@ -82,12 +83,23 @@ function M:count(rk)
   return n
 end
 
--- Cached JSON of a stored object (objects are immutable once stored).
+-- Cached JSON of a stored object (objects are immutable once stored). A version is encoded
+-- for the write's answer and for each watcher at about the same time, so only the last
+-- JSON_RECENT encodings are kept: a weak cache of every live version held the JSON of the whole
+-- cluster (and its event history), which made the heap, and every collection, twice as big.
+local JSON_RECENT = 512
 function M:json(obj)
-  local s = self.json_cache[obj]
+  local cache = self.json_cache
+  local s = cache[obj]
   if not s then
     s = util.encode(obj)
-    self.json_cache[obj] = s
+    local i = self.json_next
+    local ring = self.json_ring
+    local old = ring[i]
+    if old ~= nil then cache[old] = nil end
+    ring[i] = obj
+    self.json_next = i % JSON_RECENT + 1
+    cache[obj] = s
   end
   return s
 end
