@@ -109,6 +109,8 @@ function Engine:observe_opts(objects, phase)
   local rel = self:script()
   return { objects = objects, release = self.name, namespace = self.namespace, phase = phase,
            check = self:check_fn(), crd_cache = self.crd_cache,
+           -- The wait skips the watch of kinds only an override could make wait.
+           overrides = rel and rel.readiness or nil,
            fail_fast_after = rel and rel.fail_fast_after or nil }
 end
 

@@ -1,9 +1,17 @@
 -- atom.release.wait: waits, by watch, until every object of a version is ready.
 --
---   wait.observe(client, { objects =, release =, namespace =, phase =, check = }) -> observer | nil, err
+--   wait.observe(client, { objects =, release =, namespace =, phase =, check =,
+--                          overrides = (the release's readiness table, or nil) }) -> observer | nil, err
 --       opens one list + watch per kind (label selector on the release label) and one
 --       watch on the Atom, BEFORE the objects are applied: a Job that completes and is
 --       deleted at once (ttlSecondsAfterFinished: 0) is still seen complete.
+--       Except for "exists" kinds: when no object of a kind has a built-in check, an
+--       override in opts.overrides, an atom.conditions annotation, or a CRD that declares
+--       status.conditions, the kind is ready from the object the apply returned
+--       (observer:applied): watching it would only decode thousands of redundant events.
+--       Such a kind is listed once (and watched only if still not ready after that) when
+--       one of its objects is not ready when run() looks: nothing applied first (resume,
+--       wait.run), or the check did not like the apply's answer.
 --   observer:run{ check = function(obj) -> state, message, deadline_at = wall seconds,
 --                 tick = function() -> true | "cancel" | nil, err, tick_every = seconds
 --                 (at most this long between ticks; default 0.5), progress = view }
@@ -34,6 +42,7 @@
 local core = require "atom.core"
 local util = require "atom.release.util"
 local records = require "atom.release.records"
+local readiness = require "atom.readiness"
 
 local wait = {}
 
@@ -130,6 +139,30 @@ wait.selector_string = selector_string
 local Observer = {}
 Observer.__index = Observer
 
+-- The override keys as atom.readiness matches them: kind and group case-insensitive, the
+-- name exact.
+local function override_index(overrides)
+  if type(overrides) ~= "table" then return nil end
+  local idx, any = {}, false
+  for k in pairs(overrides) do
+    if type(k) == "string" then
+      local kg, name = k:match("^([^/]*)/(.*)$")
+      idx[(kg or k):lower() .. (name and "/" .. name or "")] = true
+      any = true
+    end
+  end
+  return any and idx or nil
+end
+
+local function has_override(idx, o)
+  if not idx then return false end
+  local kind = tostring(o.kind):lower()
+  local group = group_of(o.apiVersion):lower()
+  local kg = group ~= "" and kind .. "." .. group or kind
+  local name = tostring(o.metadata.name)
+  return idx[kg .. "/" .. name] or idx[kind .. "/" .. name] or idx[kg] or idx[kind] or false
+end
+
 local check -- a verdict for one entry; defined below
 
 local registry = util.observers
@@ -143,7 +176,8 @@ function wait.observe(client, opts)
                               phase = opts.phase, cancelled = false, check = opts.check,
                               fail_fast_after = opts.fail_fast_after or DEFAULT_FAIL_FAST_AFTER,
                               crd_cache = opts.crd_cache or {}, release_crds = {}, fetched = {},
-                              slow = {}, getters = {} },
+                              slow = {}, getters = {},
+                              override_idx = override_index(opts.overrides) },
                          Observer)
   registry(client)[self] = true
   local ok, err = self:add(opts.objects)
@@ -157,9 +191,25 @@ function wait.observe(client, opts)
   return self
 end
 
+-- Whether o's readiness can change after it exists, so that its kind needs a watch: a
+-- built-in check, an override, the atom.conditions annotation, or a custom resource whose
+-- CRD declares (or may declare: lookup failed) status.conditions.
+function Observer:needs_watch(o)
+  if readiness.for_kind(o.apiVersion, o.kind) then return true end
+  if has_override(self.override_idx, o) then return true end
+  local ann = o.metadata.annotations
+  if type(ann) == "table" and ann["atom.conditions"] ~= nil then return true end
+  if BUILTIN_GROUPS[group_of(o.apiVersion)] then return false end
+  local known = self.release_crds[o.apiVersion .. "|" .. o.kind]
+  if known ~= nil then return known end
+  -- Not served yet: no lookup now (its "unknown" would be cached for the checks).
+  if not self.client:resource_for(o.apiVersion, o.kind) then return true end
+  return self:expects_conditions(o.apiVersion, o.kind) ~= false
+end
+
 -- Adds objects to wait for (prepared: namespaces defaulted); opens a list + watch for each
--- kind not watched yet. A kind not served yet (its CRD is applied in this version) is
--- watched once it is.
+-- kind not watched yet that needs one (see the header). A kind not served yet (its CRD is
+-- applied in this version) is watched once it is.
 function Observer:add(objects)
   local fresh = {}
   -- CRDs of this version answer expects_conditions for their kinds without a request.
@@ -173,24 +223,36 @@ function Observer:add(objects)
                     metadata = { name = o.metadata.name, namespace = o.metadata.namespace } }
       self.want[k] = { obj = ref, live = nil, state = "progressing", message = "not found yet", dirty = true }
       self.order[#self.order + 1] = k
-      local applied = self.pending_applied and self.pending_applied[k]
-      if applied then self.pending_applied[k] = nil; self:applied(applied) end
       local kk = o.apiVersion .. "|" .. o.kind
       local entry = self.kinds[kk]
+      local needs = self:needs_watch(o)
       if not entry then
-        entry = { apiVersion = o.apiVersion, kind = o.kind, ns = o.metadata.namespace }
+        entry = { apiVersion = o.apiVersion, kind = o.kind, ns = o.metadata.namespace, keys = {},
+                  lazy = not needs }
         self.kinds[kk] = entry
-        fresh[#fresh + 1] = entry
-      elseif entry.ns ~= o.metadata.namespace then
-        -- Several namespaces: one watch over all of them (reopened if already open).
-        if entry.ns and entry.watcher then
-          entry.watcher:close()
-          self.kind_of[entry.watcher] = nil
-          entry.watcher = nil
-          fresh[#fresh + 1] = entry
+        if needs then fresh[#fresh + 1] = entry; entry.queued = true end
+      else
+        if entry.ns ~= o.metadata.namespace then
+          -- Several namespaces: one watch over all of them (reopened if already open).
+          if entry.ns and entry.watcher then
+            entry.watcher:close()
+            self.kind_of[entry.watcher] = nil
+            entry.watcher = nil
+            fresh[#fresh + 1] = entry
+            entry.queued = true
+          end
+          entry.ns = false
         end
-        entry.ns = false
+        if needs and entry.lazy then
+          entry.lazy = false
+          if not entry.watcher and not entry.queued then fresh[#fresh + 1] = entry; entry.queued = true end
+        end
+        -- A lazy kind already looked at is looked at again for its new objects.
+        entry.looked = nil
       end
+      entry.keys[#entry.keys + 1] = k
+      local applied = self.pending_applied and self.pending_applied[k]
+      if applied then self.pending_applied[k] = nil; self:applied(applied) end
     end
   end
   self.deferred = self.deferred or {}
@@ -263,14 +325,8 @@ function Observer:open_deferred()
     local ns = k.ns or nil
     local items, rv = self.client:list(k.apiVersion, k.kind, ns, { labelSelector = selector })
     if items then
-      for _, o in ipairs(items) do
-        o.apiVersion, o.kind = o.apiVersion or k.apiVersion, o.kind or k.kind
-        self:observe(o)
-      end
-      local w = self.client:watch(k.apiVersion, k.kind, ns, { labelSelector = selector, resourceVersion = rv })
-      self.watchers[#self.watchers + 1] = w
-      self.kind_of[w] = k
-      k.watcher = w
+      self:take_list(k, items)
+      self:open_watch(k, selector, rv)
     elseif type(rv) == "table" and (rv.code == 404 or rv.code == 0) then
       still[#still + 1] = k
     else
@@ -280,6 +336,59 @@ function Observer:open_deferred()
     end
   end
   self.deferred = #still > 0 and still or nil
+  return true
+end
+
+function Observer:take_list(k, items)
+  for _, o in ipairs(items) do
+    o.apiVersion, o.kind = o.apiVersion or k.apiVersion, o.kind or k.kind
+    self:observe(o)
+  end
+end
+
+function Observer:open_watch(k, selector, rv)
+  local w = self.client:watch(k.apiVersion, k.kind, k.ns or nil, { labelSelector = selector, resourceVersion = rv })
+  self.watchers[#self.watchers + 1] = w
+  self.kind_of[w] = k
+  k.watcher, k.queued = w, nil
+end
+
+-- The lazy kinds among the not-ready objects nr, not looked at yet: one list each, and a
+-- watch from that list only when one of the kind's objects is still not ready after it.
+-- -> true when it listed something (the verdicts changed), false, or nil, err.
+function Observer:look_lazy(nr, fn)
+  local todo, seen = {}, {}
+  for _, item in ipairs(nr) do
+    local ref = self.want[item.key].obj
+    local k = self.kinds[ref.apiVersion .. "|" .. ref.kind]
+    if k and k.lazy and not k.looked and not k.watcher and not k.queued and not seen[k] then
+      seen[k] = true
+      todo[#todo + 1] = k
+    end
+  end
+  if #todo == 0 then return false end
+  local selector = util.selector(self.release, self.namespace)
+  for _, k in ipairs(todo) do
+    k.looked = true
+    local items, rv = self.client:list(k.apiVersion, k.kind, k.ns or nil, { labelSelector = selector })
+    if items then
+      self:take_list(k, items)
+      local all = true
+      for _, key in ipairs(k.keys) do
+        local e = self.want[key]
+        if e.dirty then check(self, e, fn) end
+        if e.state ~= "ready" then all = false end
+      end
+      if not all then self:open_watch(k, selector, rv) end
+    elseif type(rv) == "table" and (rv.code == 404 or rv.code == 0) then
+      -- Not served (yet): watched like any other kind once it is.
+      k.lazy, k.queued = false, true
+      self.deferred = self.deferred or {}
+      self.deferred[#self.deferred + 1] = k
+    else
+      return nil, rv
+    end
+  end
   return true
 end
 
@@ -469,8 +578,12 @@ function Observer:run(opts)
     if #nr == 0 then
       return "ready", string.format("%d object%s ready", n, plural), nr
     end
+    local looked, lerr = self:look_lazy(nr, opts.check or self.check)
+    if looked == nil then return nil, lerr end
     local left = opts.deadline_at - core.wall()
-    if left <= 0 then
+    if looked then
+      -- What the lists brought is judged at once, without waiting for an event.
+    elseif left <= 0 then
       -- One last look before declaring the deadline: the watch may lag the server.
       for _, item in ipairs(nr) do
         local e = want[item.key]
@@ -484,14 +597,15 @@ function Observer:run(opts)
         return "ready", string.format("%d object%s ready at the deadline", n, plural), nr
       end
       return "deadline", string.format("%d of %d not ready: %s", #nr, n, summary(nr)), nr
+    else
+      if opts.tick then
+        local t, terr = opts.tick()
+        if t == "cancel" then self.cancelled = true
+        elseif t == nil and terr then return nil, terr end
+      end
+      if self.deferred then self:open_deferred() end
+      wait.poll(client, math.min(opts.tick_every or 0.5, math.max(0.01, left)))
     end
-    if opts.tick then
-      local t, terr = opts.tick()
-      if t == "cancel" then self.cancelled = true
-      elseif t == nil and terr then return nil, terr end
-    end
-    if self.deferred then self:open_deferred() end
-    wait.poll(client, math.min(opts.tick_every or 0.5, math.max(0.01, left)))
   end
 end
 
