@@ -192,26 +192,35 @@ function wait.observe(client, opts)
 end
 
 -- Whether o's readiness can change after it exists, so that its kind needs a watch: a
--- built-in check, an override, the atom.conditions annotation, or a custom resource whose
--- CRD declares (or may declare: lookup failed) status.conditions.
-function Observer:needs_watch(o)
-  if readiness.for_kind(o.apiVersion, o.kind) then return true end
-  if has_override(self.override_idx, o) then return true end
+-- built-in check or a custom resource whose CRD declares (or may declare: lookup failed)
+-- status.conditions, both decided once per kind (`known`, "apiVersion|Kind" -> boolean);
+-- an override or the atom.conditions annotation, per object.
+function Observer:needs_watch(o, kk, known)
+  local by_kind = known[kk]
+  if by_kind == nil then
+    local has_check = readiness.for_kind(o.apiVersion, o.kind) ~= nil
+    if has_check or BUILTIN_GROUPS[group_of(o.apiVersion)] then
+      by_kind = has_check
+    elseif self.release_crds[kk] ~= nil then
+      by_kind = self.release_crds[kk]
+    elseif not self.client:resource_for(o.apiVersion, o.kind) then
+      -- Not served yet: no lookup now (its "unknown" would be cached for the checks).
+      by_kind = true
+    else
+      by_kind = self:expects_conditions(o.apiVersion, o.kind) ~= false
+    end
+    known[kk] = by_kind
+  end
+  if by_kind or has_override(self.override_idx, o) then return true end
   local ann = o.metadata.annotations
-  if type(ann) == "table" and ann["atom.conditions"] ~= nil then return true end
-  if BUILTIN_GROUPS[group_of(o.apiVersion)] then return false end
-  local known = self.release_crds[o.apiVersion .. "|" .. o.kind]
-  if known ~= nil then return known end
-  -- Not served yet: no lookup now (its "unknown" would be cached for the checks).
-  if not self.client:resource_for(o.apiVersion, o.kind) then return true end
-  return self:expects_conditions(o.apiVersion, o.kind) ~= false
+  return type(ann) == "table" and ann["atom.conditions"] ~= nil
 end
 
 -- Adds objects to wait for (prepared: namespaces defaulted); opens a list + watch for each
 -- kind not watched yet that needs one (see the header). A kind not served yet (its CRD is
 -- applied in this version) is watched once it is.
 function Observer:add(objects)
-  local fresh = {}
+  local fresh, known = {}, {}
   -- CRDs of this version answer expects_conditions for their kinds without a request.
   wait.crd_conditions(objects, self.release_crds)
   for _, o in ipairs(objects) do
@@ -225,7 +234,7 @@ function Observer:add(objects)
       self.order[#self.order + 1] = k
       local kk = o.apiVersion .. "|" .. o.kind
       local entry = self.kinds[kk]
-      local needs = self:needs_watch(o)
+      local needs = self:needs_watch(o, kk, known)
       if not entry then
         entry = { apiVersion = o.apiVersion, kind = o.kind, ns = o.metadata.namespace, keys = {},
                   lazy = not needs }
