@@ -9,6 +9,8 @@
 --              live objects, ctx.get(kind, name) -> live object or nil,
 --              ctx.expects_conditions (the CRD declares status.conditions)
 -- The caller owns all three tables; nothing here keeps a reference after returning.
+-- readiness.override_for(obj, overrides) -> { key =, fn = } | nil: the override check()
+-- would use (the waiter asks it to know which objects need watching).
 -- readiness.validate_overrides(overrides) and readiness.parse_conditions(annotation) are
 -- for plan time: they raise errors naming the bad key, value or clause.
 -- Rules, in order (see README.md): not found; terminating; stale observedGeneration;
@@ -125,22 +127,27 @@ local function annotation_check(obj, annotation)
   return "ready", "conditions met: " .. annotation
 end
 
--- The override for obj, most specific first; keys are matched case-insensitively on the
--- kind and group, exactly on the name.
-local function find_override(obj, overrides)
-  if type(overrides) ~= "table" then return nil end
-  local byname = {}
+local function override_index(overrides)
+  local idx = {}
   for k, fn in pairs(overrides) do
     if type(k) == "string" then
       local kg, name = k:match("^([^/]*)/(.*)$")
-      byname[(kg or k):lower() .. (name and "/" .. name or "")] = { key = k, fn = fn }
+      idx[(kg or k):lower() .. (name and "/" .. name or "")] = { key = k, fn = fn }
     end
   end
+  return idx
+end
+
+-- The override for obj as { key =, fn = }, most specific first, or nil; keys are matched
+-- case-insensitively on the kind and group, exactly on the name.
+function readiness.override_for(obj, overrides)
+  if type(overrides) ~= "table" then return nil end
+  local idx = override_index(overrides)
   local kind = tostring(obj.kind):lower()
   local group = group_of(obj.apiVersion):lower()
   local kg = group ~= "" and kind .. "." .. group or kind
   local name = tostring(u.tbl(obj.metadata).name)
-  return byname[kg .. "/" .. name] or byname[kind .. "/" .. name] or byname[kg] or byname[kind]
+  return idx[kg .. "/" .. name] or idx[kind .. "/" .. name] or idx[kg] or idx[kind]
 end
 
 -- Runs a check and holds its answer to the contract.
@@ -184,7 +191,7 @@ function readiness.check(obj, overrides, ctx)
 
   local annotation = u.tbl(meta.annotations)["atom.conditions"]
   if annotation ~= nil and annotation ~= cjson.null then return annotation_check(obj, annotation) end
-  local override = find_override(obj, overrides)
+  local override = readiness.override_for(obj, overrides)
   if override then return run("override " .. override.key, override.fn, obj, ctx) end
   local builtin = readiness.for_kind(obj.apiVersion, obj.kind)
   if builtin then return run("for " .. tostring(obj.kind), builtin, obj, ctx) end

@@ -139,30 +139,6 @@ wait.selector_string = selector_string
 local Observer = {}
 Observer.__index = Observer
 
--- The override keys as atom.readiness matches them: kind and group case-insensitive, the
--- name exact.
-local function override_index(overrides)
-  if type(overrides) ~= "table" then return nil end
-  local idx, any = {}, false
-  for k in pairs(overrides) do
-    if type(k) == "string" then
-      local kg, name = k:match("^([^/]*)/(.*)$")
-      idx[(kg or k):lower() .. (name and "/" .. name or "")] = true
-      any = true
-    end
-  end
-  return any and idx or nil
-end
-
-local function has_override(idx, o)
-  if not idx then return false end
-  local kind = tostring(o.kind):lower()
-  local group = group_of(o.apiVersion):lower()
-  local kg = group ~= "" and kind .. "." .. group or kind
-  local name = tostring(o.metadata.name)
-  return idx[kg .. "/" .. name] or idx[kind .. "/" .. name] or idx[kg] or idx[kind] or false
-end
-
 local check -- a verdict for one entry; defined below
 
 local registry = util.observers
@@ -177,7 +153,7 @@ function wait.observe(client, opts)
                               fail_fast_after = opts.fail_fast_after or DEFAULT_FAIL_FAST_AFTER,
                               crd_cache = opts.crd_cache or {}, release_crds = {}, fetched = {},
                               slow = {}, getters = {},
-                              override_idx = override_index(opts.overrides) },
+                              overrides = opts.overrides },
                          Observer)
   registry(client)[self] = true
   local ok, err = self:add(opts.objects)
@@ -211,7 +187,7 @@ function Observer:needs_watch(o, kk, known)
     end
     known[kk] = by_kind
   end
-  if by_kind or has_override(self.override_idx, o) then return true end
+  if by_kind or readiness.override_for(o, self.overrides) then return true end
   local ann = o.metadata.annotations
   return type(ann) == "table" and ann["atom.conditions"] ~= nil
 end
