@@ -36,34 +36,12 @@ static int l_fsm_terminal(lua_State *L)
     return 1;
 }
 
-static int l_fsm_traceback(lua_State *L)
-{
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL && luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-        msg = lua_tostring(L, -1);
-    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
-    return 1;
-}
-
-/* Protected call through Lua's own xpcall (lua_host.c stays the only
- * caller of lua_pcall), with the same contract as lh_pcall. */
+/* The driver's protected calls use the host's message handler, so an error
+ * in the engine carries the same traceback as every other Lua error. */
 static int l_fsm_pcall(void *ud, lua_State *L, int nargs, int nresults, atom_error *err)
 {
     (void)ud;
-    int fn = lua_gettop(L) - nargs;
-    lua_getglobal(L, "xpcall");
-    lua_insert(L, fn);
-    lua_pushcfunction(L, l_fsm_traceback);
-    lua_insert(L, fn + 2);
-    lua_call(L, nargs + 2, LUA_MULTRET);
-    if (!lua_toboolean(L, fn)) {
-        atom_error_set(err, ATOM_ELUA, "%s", lua_isstring(L, fn + 1) ? lua_tostring(L, fn + 1) : "?");
-        lua_settop(L, fn - 1);
-        return ATOM_ELUA;
-    }
-    lua_remove(L, fn);
-    lua_settop(L, fn - 1 + nresults);
-    return ATOM_OK;
+    return lh_pcall_on(L, nargs, nresults, err);
 }
 
 static int l_fsm_drive(lua_State *L)

@@ -329,7 +329,11 @@ void lh_set_heap_max(lh_host *host, size_t bytes)
 
 int lh_pcall(lh_host *host, int nargs, int nresults, atom_error *err)
 {
-    lua_State *L = host->L;
+    return lh_pcall_on(host->L, nargs, nresults, err);
+}
+
+int lh_pcall_on(lua_State *L, int nargs, int nresults, atom_error *err)
+{
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, lh_traceback);
     lua_insert(L, base);

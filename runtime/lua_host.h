@@ -40,6 +40,10 @@ lua_State *lh_state(lh_host *host);
  * below the function. */
 int lh_pcall(lh_host *host, int nargs, int nresults, atom_error *err);
 
+/* lh_pcall for a state the caller owns (plain lua5.4 loading atom's C
+ * modules has no lh_host): same traceback handler, same contract. */
+int lh_pcall_on(lua_State *L, int nargs, int nresults, atom_error *err);
+
 /* Pushes require(name) or fills err. */
 int lh_require(lh_host *host, const char *name, atom_error *err);
 
