@@ -266,7 +266,7 @@ function records.get_version(client, namespace, release, n)
   if not ok then return nil, "AtomVersion " .. name .. " holds unreadable objects: " .. tostring(objects) end
   return { version = n, digest = spec.digest, who = spec.who, when = spec.when, script = spec.script,
            kinds = spec.kinds or {}, state = (v.status or {}).state, objects = objects,
-           rollback_of = spec.rollbackOf }
+           rollback_of = util.int(spec.rollbackOf) }
 end
 
 function records.set_version_state(client, namespace, release, n, state)
@@ -286,7 +286,7 @@ function records.list_versions(client, namespace, release)
     if not s.partOf then
       out[#out + 1] = { version = util.int(s.version), digest = s.digest, who = s.who, when = s.when,
                         script = s.script, state = (v.status or {}).state, count = s.count,
-                        rollback_of = s.rollbackOf, name = v.metadata.name }
+                        rollback_of = util.int(s.rollbackOf), name = v.metadata.name }
     end
   end
   table.sort(out, function(a, b) return a.version < b.version end)

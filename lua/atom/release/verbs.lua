@@ -269,7 +269,8 @@ function verbs.status(name, eo)
   return out
 end
 
--- Fields whose values differ between two objects, as dotted paths (server-owned ones skipped).
+-- Fields whose values differ between two objects, as kubectl writes paths
+-- (spec.containers[0].image; server-owned ones skipped).
 local SKIP = { ["metadata.resourceVersion"] = true, ["metadata.managedFields"] = true,
                ["metadata.generation"] = true, ["metadata.creationTimestamp"] = true,
                ["metadata.uid"] = true, status = true }
@@ -279,7 +280,12 @@ local function changed_fields(a, b, prefix, out)
   for k in pairs(type(a) == "table" and a or {}) do keys[k] = true end
   for k in pairs(type(b) == "table" and b or {}) do keys[k] = true end
   for k in pairs(keys) do
-    local path = prefix and (prefix .. "." .. tostring(k)) or tostring(k)
+    local path
+    if math.type(k) == "integer" then
+      path = (prefix or "") .. "[" .. (k - 1) .. "]"
+    else
+      path = prefix and (prefix .. "." .. tostring(k)) or tostring(k)
+    end
     if not SKIP[path] then
       local x, y = a[k], b[k]
       if type(x) == "table" and type(y) == "table" then
