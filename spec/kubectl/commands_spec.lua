@@ -4,9 +4,7 @@
 local sim = require "helpers.sim"
 local K = require "kubectl.kctl"
 
-local function has(text, needle)
-  return text:find(needle, 1, true) ~= nil
-end
+local has = K.has
 
 -- Derives a kubeconfig with only one of the two credentials the sim wrote.
 local function kubeconfig_with(s, which)

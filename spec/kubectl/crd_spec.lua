@@ -2,12 +2,9 @@
 -- served (Established, in discovery), its additionalPrinterColumns shape
 -- `kubectl get`, and a CRD too large for client-side apply is refused the way
 -- kube-apiserver refuses it while server-side apply takes it.
-local sim = require "helpers.sim"
 local K = require "kubectl.kctl"
 
-local function has(text, needle)
-  return text:find(needle, 1, true) ~= nil
-end
+local has = K.has
 
 local CRD = [[
 apiVersion: apiextensions.k8s.io/v1
@@ -58,15 +55,7 @@ spec:
 ]]
 
 describe("kubectl with custom resources on atom sim #kubectl", function()
-  local s
-
-  setup(function()
-    s = sim.start({ time_scale = 60 })
-  end)
-
-  teardown(function()
-    if s then s.stop() end
-  end)
+  local s = K.serve({ time_scale = 60 })
 
   it("serves a new CRD and prints its additionalPrinterColumns", function()
     local crd = K.file(s, "crd.yaml", CRD)

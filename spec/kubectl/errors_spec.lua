@@ -1,23 +1,12 @@
 -- Real kubectl 1.32 against `atom sim`: the failures a release tool must
 -- recognise, with the exit codes and the reason strings kube-apiserver gives
 -- (../shared/reference/kubernetes-api.md section 6).
-local sim = require "helpers.sim"
 local K = require "kubectl.kctl"
 
-local function has(text, needle)
-  return text:find(needle, 1, true) ~= nil
-end
+local has = K.has
 
 describe("kubectl sees real-server errors from atom sim #kubectl", function()
-  local s
-
-  setup(function()
-    s = sim.start({ time_scale = 60 })
-  end)
-
-  teardown(function()
-    if s then s.stop() end
-  end)
+  local s = K.serve({ time_scale = 60 })
 
   it("server-side apply by another manager conflicts unless forced", function()
     local f1 = K.file(s, "owned.yaml", K.configmap("owned", { key = "one" }))

@@ -7,9 +7,7 @@
 local sim = require "helpers.sim"
 local K = require "kubectl.kctl"
 
-local function has(text, needle)
-  return text:find(needle, 1, true) ~= nil
-end
+local has = K.has
 
 local function list_yaml(dir)
   local p = assert(io.popen("ls " .. K.quote(dir)))
@@ -45,15 +43,7 @@ local FOLDERS = {
 }
 
 describe("fixture manifests applied with kubectl apply --server-side #kubectl", function()
-  local s
-
-  setup(function()
-    s = sim.start({ time_scale = 60 })
-  end)
-
-  teardown(function()
-    if s then s.stop() end
-  end)
+  local s = K.serve({ time_scale = 60 })
 
   it("finds the namespaces a real cluster starts with", function()
     local t = K.table(K.ok(s, "get namespaces").stdout)

@@ -8,6 +8,24 @@ local M = {}
 
 M.quote = sim.quote
 
+-- Whether text holds needle as plain text (no patterns).
+function M.has(text, needle)
+  return text:find(needle, 1, true) ~= nil
+end
+
+-- Starts one `atom sim` (with opts) before the tests of the enclosing describe
+-- block and stops it after them. Returns a stand-in that forwards to the running
+-- server, so specs can hold it as an upvalue from the start.
+function M.serve(opts)
+  local busted = require "busted"
+  local server
+  busted.setup(function() server = sim.start(opts) end)
+  busted.teardown(function() if server then server.stop() end end)
+  return setmetatable({}, { __index = function(_, k)
+    return assert(server, "the sim is started in setup")[k]
+  end })
+end
+
 function M.fixtures()
   local shared = os.getenv("ATOM_SHARED_DIR") or ((os.getenv("PWD") or ".") .. "/../shared")
   return shared .. "/fixtures/manifests"

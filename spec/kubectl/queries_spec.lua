@@ -4,9 +4,7 @@
 local sim = require "helpers.sim"
 local K = require "kubectl.kctl"
 
-local function has(text, needle)
-  return text:find(needle, 1, true) ~= nil
-end
+local has = K.has
 
 local function names(text)
   local out = {}

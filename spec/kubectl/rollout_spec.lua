@@ -1,11 +1,8 @@
 -- Real kubectl 1.32 against `atom sim`: a rolling update, its history and a
 -- rollback, judged the way kubectl judges them.
-local sim = require "helpers.sim"
 local K = require "kubectl.kctl"
 
-local function has(text, needle)
-  return text:find(needle, 1, true) ~= nil
-end
+local has = K.has
 
 local function replica_sets(s)
   local out = {}
@@ -17,15 +14,7 @@ local function replica_sets(s)
 end
 
 describe("kubectl rollout against atom sim #kubectl", function()
-  local s
-
-  setup(function()
-    s = sim.start({ time_scale = 60 })
-  end)
-
-  teardown(function()
-    if s then s.stop() end
-  end)
+  local s = K.serve({ time_scale = 60 })
 
   it("rolls a new image out through a second ReplicaSet", function()
     K.ok(s, "apply -f " .. K.file(s, "roll.yaml", K.deployment("roll", { replicas = 3 })))
