@@ -2,19 +2,10 @@
 -- release scripts see them, loading from a path and from text, and the error kinds the
 -- C library turns into status codes.
 local api = require "atom.api"
+local sim = require "helpers.sim"
 
-local function tmpdir()
-  local p = io.popen("mktemp -d /tmp/atom-api-spec-XXXXXX")
-  local dir = p:read("l")
-  p:close()
-  return dir
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local tmpdir = sim.tmpdir
+local write = sim.write_file
 
 local function list(dir)
   local p = io.popen("ls -A " .. dir)
