@@ -5,7 +5,12 @@
 --       copies with the release label, the version annotation and the namespace defaulted
 --       (discovery says which kinds are namespaced); kinds not known yet (their CRD is in
 --       this version) are resolved after the CRDs are Established.
+--   apply.prepare_known(client, release_name, version, objects, default_ns) -> prepared, of
+--       as prepare, leaving out objects whose kind is not served yet; `of` maps each given
+--       object to its prepared copy, for apply's opts.prepared.
 --   apply.apply(client, release_name, version, objects, default_ns, opts) -> prepared | nil, err
+--       opts.prepared (prepare_known's `of`): copies already made, used instead of
+--       preparing those objects again
 --       opts.on_applied(live) sees each object as the server returned it, as the answer
 --       arrives (not kept here: thousands of live objects would be most of a large
 --       release's memory); watch events arriving meanwhile go on to the observers
@@ -66,7 +71,7 @@ local function prepare_one(client, release_name, version, obj, default_ns)
   if not info then return nil, err end
   -- New tables down to the fields set here; what lies below (spec, data, ...) is shared
   -- with obj, read-only: a deep copy per object was most of prepare's time, and a release
-  -- is prepared more than once (the watch's list of objects, then each apply group).
+  -- may be prepared more than once (a status read, a wait without the apply's observer).
   local o = shallow(obj)
   o.metadata = shallow(o.metadata) or {}
   o.metadata.labels = shallow(o.metadata.labels)
@@ -99,12 +104,29 @@ function apply.prepare(client, release_name, version, objects, default_ns)
 end
 
 -- As prepare, skipping objects whose kind the server does not serve yet (custom resources
--- of a CRD in the same version): what can be watched before anything is applied.
+-- of a CRD in the same version): what can be watched before anything is applied. The
+-- copies made here are the ones apply uses (opts.prepared = of): preparing every object
+-- twice per apply was a second copy of its metadata per object for nothing.
 function apply.prepare_known(client, release_name, version, objects, default_ns)
-  local out = {}
+  local out, of = {}, {}
   for _, obj in ipairs(objects) do
     local o = prepare_one(client, release_name, version, obj, default_ns)
-    if o then out[#out + 1] = o end
+    if o then out[#out + 1] = o; of[obj] = o end
+  end
+  return out, of
+end
+
+-- Prepares a group, reusing copies made before (done: given object -> prepared copy).
+local function prepare_group(client, release_name, version, objects, default_ns, done)
+  local out = {}
+  for i, obj in ipairs(objects) do
+    local o = done[obj]
+    if not o then
+      local err
+      o, err = prepare_one(client, release_name, version, obj, default_ns)
+      if not o then return nil, string.format("%s: %s", util.show(obj), tostring(err)) end
+    end
+    out[i] = o
   end
   return out
 end
@@ -205,6 +227,7 @@ end
 
 function apply.apply(client, release_name, version, objects, default_ns, opts)
   opts = opts or {}
+  local done = opts.prepared or {}
   local groups = {}
   for g = 1, apply.LAST_GROUP do groups[g] = {} end
   for _, obj in ipairs(objects) do
@@ -216,14 +239,14 @@ function apply.apply(client, release_name, version, objects, default_ns, opts)
   if opts.on_applied and not opts.dry_run then
     unapplied = {}
     for _, obj in ipairs(objects) do
-      local k = prepared_key(client, obj, default_ns)
+      local k = done[obj] and util.key(done[obj]) or prepared_key(client, obj, default_ns)
       if k then unapplied[k] = true end
     end
   end
   local prepared = {}
   for g = 1, apply.LAST_GROUP do
     if #groups[g] > 0 then
-      local batch, err = apply.prepare(client, release_name, version, groups[g], default_ns)
+      local batch, err = prepare_group(client, release_name, version, groups[g], default_ns, done)
       if not batch then return nil, err end
       local ok, aerr = apply_group(client, batch, opts, unapplied)
       if not ok then return nil, aerr end

@@ -124,12 +124,12 @@ end
 function Engine:apply_version(n, phase)
   local v = self:version_data(n)
   self:drop_observer()
-  local known = apply.prepare_known(self.client, self.name, n, v.objects, self.namespace)
+  local known, prepared_of = apply.prepare_known(self.client, self.name, n, v.objects, self.namespace)
   local obs, oerr = wait.observe(self.client, self:observe_opts(known, phase))
   if not obs then return nil, "watching: " .. describe(oerr) end
   local function log(msg) self:log({ { "release", self.name }, { "version", n }, { "msg", msg } }) end
   local prepared, err = apply.apply(self.client, self.name, n, v.objects, self.namespace,
-    { log = log, on_applied = function(live) obs:applied(live) end })
+    { log = log, prepared = prepared_of, on_applied = function(live) obs:applied(live) end })
   if not prepared then obs:close(); return nil, err end
   local pruned, perr = apply.prune(self.client, self.name, prepared, self:status().kinds or {},
     { namespace = self.namespace, keep_namespace = self.namespace, log = log })
