@@ -540,6 +540,22 @@ describe("sim API: custom resources", function()
     assert.equal(404, t.get("/apis/example.com/v1/namespaces/default/widgets").status)
     assert.equal(404, t.get("/apis/example.com/v1").status)
   end)
+
+  it("without a status subresource, bumps generation on any change but metadata", function()
+    local plain = require("atom.sim.util").copy(crd)
+    plain.spec.versions[1].subresources = nil
+    assert.equal(201, t.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", plain).status)
+    local url = "/apis/example.com/v1/namespaces/default/widgets/w1"
+    t.post("/apis/example.com/v1/namespaces/default/widgets",
+      { apiVersion = "example.com/v1", kind = "Widget", metadata = { name = "w1" }, spec = { size = 3 } })
+    local function gen(patch)
+      return t.patch(url, patch, "application/merge-patch+json").json.metadata.generation
+    end
+    assert.equal(1, gen({ metadata = { labels = { x = "y" } } }))
+    assert.equal(2, gen({ status = { state = "Ready" } }))
+    assert.equal(3, gen({ spec = { size = 4 } }))
+    assert.equal(3, gen({ spec = { size = 4 } }))
+  end)
 end)
 
 describe("sim API: metrics", function()

@@ -374,9 +374,7 @@ function M:update(rk, obj, opts)
     if #causes > 0 then return nil, status.invalid(info, name, causes) end
     local spec_changed
     if info.crd and not info.subresources.status then
-      local a, b = util.copy(cur), util.copy(new)
-      a.metadata, b.metadata = nil, nil
-      spec_changed = not util.equal(a, b)
+      spec_changed = not util.equal_except(cur, new, "metadata")
     else
       spec_changed = not util.equal(cur.spec, new.spec)
     end

@@ -88,6 +88,17 @@ function M.equal(a, b)
   return true
 end
 
+-- Like equal(a, b) for two tables, but without looking at their field `skip`.
+function M.equal_except(a, b, skip)
+  for k, x in pairs(a) do
+    if k ~= skip and not M.equal(x, b[k]) then return false end
+  end
+  for k in pairs(b) do
+    if k ~= skip and a[k] == nil then return false end
+  end
+  return true
+end
+
 -- Fix up a freshly decoded value: restore empty arrays and strings that held `[]`.
 local function restore(v, had_marks)
   if type(v) == "string" then
