@@ -32,6 +32,7 @@
 #include <zlib.h>
 
 #include "bindings.h"
+#include "clock.h"
 
 #define CORE_ARRAY_MT "atom.array"
 #define YAML_MAX_DEPTH 512
@@ -510,17 +511,13 @@ static int l_core_gunzip(lua_State *L)
 
 static int l_core_monotonic(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    lua_pushnumber(L, atom_monotonic());
     return 1;
 }
 
 static int l_core_wall(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    lua_pushnumber(L, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
+    lua_pushnumber(L, atom_wall());
     return 1;
 }
 

@@ -47,6 +47,7 @@
 #include <time.h>
 
 #include "bindings.h"
+#include "clock.h"
 
 #define HTTP_CONN_MT "atom.http.conn"
 /* Easy handles are costly to create (many allocations); a bulk apply reuses
@@ -101,13 +102,6 @@ typedef struct http_conn {
     double timer_at; /* monotonic seconds; < 0 = no timer */
     int closed;
 } http_conn;
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int buf_add(buf *b, const char *data, size_t n)
 {
@@ -331,7 +325,7 @@ static void req_finished(http_conn *c, http_req *r, CURLcode rc)
 {
     curl_multi_remove_handle(c->multi, r->easy);
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
-    double now = now_seconds();
+    double now = atom_monotonic();
     int transport_failed = rc != CURLE_OK;
     int want_retry = 0;
     double delay = c->backoff * pow(2.0, r->attempts - 1);
@@ -404,7 +398,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
     http_conn *c = userp;
-    c->timer_at = timeout_ms < 0 ? -1 : now_seconds() + (double)timeout_ms / 1000.0;
+    c->timer_at = timeout_ms < 0 ? -1 : atom_monotonic() + (double)timeout_ms / 1000.0;
     return 0;
 }
 
@@ -426,11 +420,11 @@ static void collect_done(http_conn *c)
 /* Runs the multi handle until something is reportable or the time is up. */
 static void conn_drive(http_conn *c, double timeout, lua_Integer only_id)
 {
-    double deadline = now_seconds() + (timeout > 0 ? timeout : 0);
+    double deadline = atom_monotonic() + (timeout > 0 ? timeout : 0);
     struct pollfd *snap = NULL;
     size_t snap_cap = 0;
     for (;;) {
-        double now = now_seconds(), next_wake = deadline;
+        double now = atom_monotonic(), next_wake = deadline;
         for (http_req *r = c->head; r; r = r->next) {
             if (r->state != REQ_WAITING)
                 continue;
@@ -440,7 +434,7 @@ static void conn_drive(http_conn *c, double timeout, lua_Integer only_id)
                 next_wake = r->next_try;
         }
         int running = 0;
-        if (c->timer_at >= 0 && c->timer_at <= now_seconds()) {
+        if (c->timer_at >= 0 && c->timer_at <= atom_monotonic()) {
             c->timer_at = -1;
             curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         }
@@ -452,7 +446,7 @@ static void conn_drive(http_conn *c, double timeout, lua_Integer only_id)
         } else if (c->ready > 0) {
             break;
         }
-        now = now_seconds();
+        now = atom_monotonic();
         if (now >= deadline)
             break;
         /* Transfers that just failed may now wait for a retry: wake for them. */
@@ -761,7 +755,7 @@ static int submit(lua_State *L, int is_stream)
     }
     r->id = c->next_id++;
     req_setup(c, r);
-    r->first_try = now_seconds();
+    r->first_try = atom_monotonic();
     req_start(c, r);
     lua_pushinteger(L, r->id);
     return 1;

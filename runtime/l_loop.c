@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "bindings.h"
+#include "clock.h"
 
 #define L_TIMER_MT "atom.loop.timer"
 
@@ -42,17 +43,13 @@ static atom_loop_host *l_loop_host(lua_State *L)
 
 static int l_loop_now(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    lua_pushnumber(L, atom_monotonic());
     return 1;
 }
 
 static int l_loop_wall(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    lua_pushnumber(L, atom_wall());
     return 1;
 }
 

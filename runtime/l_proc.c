@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "bindings.h"
+#include "clock.h"
 
 extern char **environ;
 
@@ -82,13 +83,6 @@ static int run_box_gc(lua_State *L)
 {
     run_box_free(lua_touserdata(L, 1));
     return 0;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int append(char **buf, size_t *len, size_t *cap, const char *data, size_t n)
@@ -255,7 +249,7 @@ static int l_proc_run(lua_State *L)
     if (!in || in_len == 0)
         close_fd(&b->fd_in);
 
-    double deadline = now_seconds() + timeout;
+    double deadline = atom_monotonic() + timeout;
     int timed_out = 0, too_big = 0;
     while (b->fd_out >= 0 || b->fd_err >= 0) {
         struct pollfd fds[3];
@@ -273,7 +267,7 @@ static int l_proc_run(lua_State *L)
             idx_err = nf;
             fds[nf++] = (struct pollfd){.fd = b->fd_err, .events = POLLIN};
         }
-        double left = deadline - now_seconds();
+        double left = deadline - atom_monotonic();
         if (left <= 0) {
             timed_out = 1;
             break;

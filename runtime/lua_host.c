@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "bindings.h"
+#include "clock.h"
 
 #if LUA_VERSION_NUM != 504
 #error "atom is written for Lua 5.4"
@@ -86,13 +87,6 @@ typedef struct lh_budget {
     int active;
 } lh_budget;
 
-static double lh_monotonic(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static lh_budget *lh_budget_get(lua_State *L)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, LH_BUDGET_KEY);
@@ -113,7 +107,7 @@ static void lh_budget_hook(lua_State *L, lua_Debug *ar)
             if (b->instructions_left < 0)
                 b->exceeded = "instruction";
         }
-        if (b->deadline > 0 && lh_monotonic() > b->deadline)
+        if (b->deadline > 0 && atom_monotonic() > b->deadline)
             b->exceeded = "time";
         if (b->heap_limit && (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024u > b->heap_limit)
             b->exceeded = "memory";
@@ -153,7 +147,7 @@ static int l_host_call(lua_State *L)
     b->active = 1;
     b->exceeded = NULL;
     b->instructions_left = instructions;
-    b->deadline = seconds > 0 ? lh_monotonic() + seconds : 0;
+    b->deadline = seconds > 0 ? atom_monotonic() + seconds : 0;
     b->heap_limit = heap > 0 ? (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024u + (size_t)heap : 0;
     /* Nested budgets never loosen an outer one. */
     if (saved.active) {
