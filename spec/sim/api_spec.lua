@@ -449,6 +449,20 @@ describe("sim API: deletion", function()
     assert.equal(404, t.get(base .. "/grandchild").status)
   end)
 
+  it("collects a dependent by its owner after its ownerReferences changed", function()
+    local base = "/api/v1/namespaces/default/configmaps"
+    local first = t.post(base, H.configmap("first")).json
+    local second = t.post(base, H.configmap("second")).json
+    owned(base, "child", first)
+    local moved = t.patch(base .. "/child", { metadata = { ownerReferences = { { apiVersion = "v1",
+      kind = "ConfigMap", name = "second", uid = second.metadata.uid } } } }, "application/merge-patch+json")
+    assert.equal(200, moved.status)
+    t.delete(base .. "/first", { propagationPolicy = "Background" })
+    assert.equal(200, t.get(base .. "/child").status)
+    t.delete(base .. "/second", { propagationPolicy = "Background" })
+    assert.equal(404, t.get(base .. "/child").status)
+  end)
+
   it("orphans dependents on Orphan", function()
     local base = "/api/v1/namespaces/default/configmaps"
     local owner = t.post(base, H.configmap("owner")).json

@@ -220,10 +220,16 @@ function M:_unlink(uid, obj)
   end
 end
 
+-- On an update the uid's place (rk, namespace, name) is the same, and so are its owners unless
+-- ownerReferences changed: most writes (every status write) leave both indexes as they are.
 function M:_index(rk, obj, old)
   local uid = obj.metadata.uid
-  if old then self:_unlink(uid, old) end
-  self.by_uid[uid] = { rk = rk, ns = obj.metadata.namespace or "", name = obj.metadata.name }
+  if old then
+    if util.equal(old.metadata.ownerReferences, obj.metadata.ownerReferences) then return end
+    self:_unlink(uid, old)
+  else
+    self.by_uid[uid] = { rk = rk, ns = obj.metadata.namespace or "", name = obj.metadata.name }
+  end
   for _, o in ipairs(owner_uids(obj)) do
     local d = self.deps[o]
     if not d then d = {} self.deps[o] = d end
