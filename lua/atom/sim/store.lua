@@ -191,9 +191,15 @@ function M:alloc_node_port()
   return self.next_node_port
 end
 
+-- Made once per store: validate.default takes them on every create and update.
 function M:_allocators()
-  return { ip = function() return self:alloc_ip() end,
-    node_port = function() return self:alloc_node_port() end }
+  local a = self.allocators
+  if not a then
+    a = { ip = function() return self:alloc_ip() end,
+      node_port = function() return self:alloc_node_port() end }
+    self.allocators = a
+  end
+  return a
 end
 
 function M:alloc_ip()
