@@ -39,6 +39,22 @@
 #define YAML_MAX_NODES 20000000L
 #define GUNZIP_MAX ((size_t)1 << 30)
 
+/* Pushes a zeroed userdata whose __gc (gc) frees what C allocates into it
+ * during one call, so a Lua error raised while results are built (out of
+ * memory, a bad document) cannot leak it. The metatable is made once per
+ * state under tname, not once per call. */
+static void *core_box(lua_State *L, size_t size, const char *tname, lua_CFunction gc)
+{
+    void *p = lua_newuserdatauv(L, size, 0);
+    memset(p, 0, size);
+    if (luaL_newmetatable(L, tname)) {
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return p;
+}
+
 /* ---- YAML ------------------------------------------------------------ */
 
 /* The parser and the current document live in a userdata so that a Lua
@@ -291,12 +307,7 @@ static int l_core_yaml_decode(lua_State *L)
     const char *text = luaL_checklstring(L, 1, &len);
     const char *filename = luaL_optstring(L, 2, "<yaml>");
 
-    yaml_box *b = lua_newuserdatauv(L, sizeof *b, 0);
-    memset(b, 0, sizeof *b);
-    lua_newtable(L);
-    lua_pushcfunction(L, yaml_box_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    yaml_box *b = core_box(L, sizeof *b, "atom.core.yaml_box", yaml_box_gc);
     int box = lua_gettop(L);
 
     if (!yaml_parser_initialize(&b->parser))
@@ -457,12 +468,7 @@ static int l_core_gunzip(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    owned_buf *ob = lua_newuserdatauv(L, sizeof *ob, 0);
-    ob->p = NULL;
-    lua_newtable(L);
-    lua_pushcfunction(L, owned_buf_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    owned_buf *ob = core_box(L, sizeof *ob, "atom.core.owned_buf", owned_buf_gc);
 
     z_stream z;
     memset(&z, 0, sizeof z);
@@ -543,13 +549,7 @@ static int glob_box_gc(lua_State *L)
 static int l_core_glob(lua_State *L)
 {
     const char *pattern = luaL_checkstring(L, 1);
-    /* glob_t lives in a userdata so a Lua error while copying frees it. */
-    glob_t *g = lua_newuserdatauv(L, sizeof *g, 0);
-    memset(g, 0, sizeof *g);
-    lua_newtable(L);
-    lua_pushcfunction(L, glob_box_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
+    glob_t *g = core_box(L, sizeof *g, "atom.core.glob_box", glob_box_gc);
     int rc = glob(pattern, GLOB_ERR, NULL, g);
     if (rc != 0 && rc != GLOB_NOMATCH) {
         lua_pushnil(L);
