@@ -3,6 +3,9 @@
  * after the verb and returning the process exit code from the design's
  * table (0 ok, 1 could not do the work, 2 usage/invalid input, 3 Reverted,
  * 4 Failure, 5 refused). Verbs never call exit(); main() does.
+ *
+ * Ownership: argv is borrowed from main() for the call; a verb frees
+ * everything it allocates (its Lua host included) before it returns.
  */
 #ifndef ATOM_RUNTIME_CLI_H
 #define ATOM_RUNTIME_CLI_H
