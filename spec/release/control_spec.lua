@@ -7,15 +7,7 @@ local json = require "cjson"
 
 describe("a running release #kubectl", function()
   local s, dir
-  setup(function()
-    s = S.sim({ ready_after = 20 })
-    dir = S.script(S.RELEASE)
-  end)
-  teardown(function() if s then s.stop() end end)
-
-  local function run(args, env)
-    return S.atom(s, args, { env = env, timeout = 90 })
-  end
+  local run = S.release_suite({ ready_after = 20 }, function(sim, d) s, dir = sim, d end)
 
   -- Version 1 of release `name` reaches Running.
   local function v1(name)

@@ -14,15 +14,7 @@ end
 
 describe("release edge cases #kubectl", function()
   local s, dir
-  setup(function()
-    s = S.sim({ ready_after = 1 })
-    dir = S.script(S.RELEASE)
-  end)
-  teardown(function() if s then s.stop() end end)
-
-  local function run(args, env)
-    return S.atom(s, args, { env = env, timeout = 90 })
-  end
+  local run = S.release_suite({ ready_after = 1 }, function(sim, d) s, dir = sim, d end)
 
   it("an immutable-field change without recreate is an Error and rolls back", function()
     assert.are.equal(0, run("run " .. dir .. "/release.lua -q", { "NAME=im1", "NS=im1" }).code)

@@ -8,15 +8,7 @@ local FIXTURES = (os.getenv("ATOM_SHARED_DIR") or "../shared") .. "/fixtures/man
 
 describe("atom run #kubectl", function()
   local s, dir
-  setup(function()
-    s = S.sim({ ready_after = 1 })
-    dir = S.script(S.RELEASE)
-  end)
-  teardown(function() if s then s.stop() end end)
-
-  local function run(args, env)
-    return S.atom(s, args, { env = env, timeout = 90 })
-  end
+  local run = S.release_suite({ ready_after = 1 }, function(sim, d) s, dir = sim, d end)
 
   it("releases real fixture manifests to Running, visible to kubectl and atom history", function()
     local fx = S.script(string.format([[

@@ -58,6 +58,24 @@ function S.bg(s, args, ropts)
   return h
 end
 
+-- The fixture of the specs that run S.RELEASE, registered in the enclosing describe: a sim
+-- (S.sim(opts)) started before its tests with S.RELEASE written out, stopped after them.
+-- started(sim, dir) hands both to the spec once setup has run. Returns run(args, env):
+-- atom against that sim.
+function S.release_suite(opts, started)
+  -- A required module does not see the spec's environment; busted's api does.
+  local busted = require "busted"
+  local s
+  busted.setup(function()
+    s = S.sim(opts)
+    started(s, S.script(S.RELEASE))
+  end)
+  busted.teardown(function() if s then s.stop() end end)
+  return function(args, env)
+    return S.atom(s, args, { env = env, timeout = 90 })
+  end
+end
+
 -- Polls fn until it returns a truthy value (or timeout seconds pass): returns that value.
 function S.eventually(fn, timeout)
   local deadline = os.time() + (timeout or 20)
