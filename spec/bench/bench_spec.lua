@@ -6,7 +6,7 @@ package.path = "bench/?.lua;" .. package.path
 local gen = require "gen"
 local stats = require "stats"
 
-local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local sh_quote = require("helpers.sim").quote
 
 describe("bench manifest generator", function()
   it("plans exactly N objects with namespaces first and apps of five kinds", function()

@@ -8,9 +8,8 @@
 -- (default build-embed, then build) names it.
 local SRC = os.getenv("ATOM_SOURCE_DIR") or "."
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local helper = require "helpers.sim"
+local sh_quote = helper.quote
 
 -- Runs a shell command; -> exit code, stdout+stderr
 local function run(cmd)
@@ -44,7 +43,7 @@ local function build_dir()
   error("no build tree: set ATOM_BIN or ATOM_BUILD_DIR")
 end
 
-local function sleep(s) os.execute("sleep " .. s) end
+local sleep = helper.sleep
 
 describe("embedding atom #kubectl", function()
   local tmp, prefix, build, kubeconfig, sim_pid, pc_env
