@@ -516,26 +516,27 @@ static const char *sim_method_name(enum evhttp_cmd_type cmd)
     return "GET";
 }
 
-/* Pushes the request table sim:handle receives. */
-static void sim_push_request(lua_State *L, struct evhttp_request *req, const char *path,
-                             long long id, const char *user)
+/* What sim_request_table turns into the table sim:handle receives. The
+ * caller owns every pointer and frees them after the protected call, so a
+ * Lua error while the table is built (the body can be megabytes; the heap
+ * has a ceiling) comes back as an error instead of a panic or a leak. */
+typedef struct sim_request_args {
+    struct evhttp_request *req;
+    const char *path; /* already percent-decoded */
+    size_t path_len;
+    long long id;
+    const char *user;
+} sim_request_args;
+
+/* lua_CFunction run under lh_pcall: (lightuserdata sim_request_args) -> request table. */
+static int sim_request_table(lua_State *L)
 {
+    const sim_request_args *a = lua_touserdata(L, 1);
+    struct evhttp_request *req = a->req;
     lua_createtable(L, 0, 7);
     lua_pushstring(L, sim_method_name(evhttp_request_get_command(req)));
     lua_setfield(L, -2, "method");
-
-    if (strchr(path, '%')) {
-        size_t len = 0;
-        char *decoded = evhttp_uridecode(path, 0, &len);
-        if (decoded) {
-            lua_pushlstring(L, decoded, len);
-            free(decoded);
-        } else {
-            lua_pushstring(L, path);
-        }
-    } else {
-        lua_pushstring(L, path);
-    }
+    lua_pushlstring(L, a->path, a->path_len);
     lua_setfield(L, -2, "path");
 
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
@@ -571,12 +572,13 @@ static void sim_push_request(lua_State *L, struct evhttp_request *req, const cha
         lua_pushlstring(L, (const char *)evbuffer_pullup(body, -1), blen);
         lua_setfield(L, -2, "body");
     }
-    lua_pushinteger(L, (lua_Integer)id);
+    lua_pushinteger(L, (lua_Integer)a->id);
     lua_setfield(L, -2, "stream");
-    if (user && *user) {
-        lua_pushstring(L, user);
+    if (a->user && *a->user) {
+        lua_pushstring(L, a->user);
         lua_setfield(L, -2, "user");
     }
+    return 1;
 }
 
 /* Reads sim:handle's answer (on top of the stack) into c and the request's
@@ -684,15 +686,25 @@ static void sim_on_request(struct evhttp_request *req, void *arg)
         return;
     }
 
+    sim_request_args args = {.req = req, .path = path, .id = call.id, .user = user};
+    char *decoded = strchr(path, '%') ? evhttp_uridecode(path, 0, &args.path_len) : NULL;
+    if (decoded)
+        args.path = decoded;
+    else
+        args.path_len = strlen(path);
+
     lua_State *L = lh_state(srv->host);
     int top = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, srv->sim_ref);
     lua_getfield(L, -1, "handle");
     lua_insert(L, -2);
-    sim_push_request(L, req, path, call.id, user);
+    lua_pushcfunction(L, sim_request_table);
+    lua_pushlightuserdata(L, &args);
     atom_error err;
     double delay = 0;
-    int ok = lh_pcall(srv->host, 2, 1, &err) == ATOM_OK;
+    int ok = lh_pcall(srv->host, 1, 1, &err) == ATOM_OK;
+    free(decoded);
+    ok = ok && lh_pcall(srv->host, 2, 1, &err) == ATOM_OK;
     if (ok && sim_read_response(L, &call, srv->scratch, &delay) != 0) {
         atom_error_set(&err, ATOM_ELUA, "%s", lua_tostring(L, -1));
         ok = 0;
