@@ -349,7 +349,7 @@ function M:update(rk, obj, opts)
   if obj.metadata.uid ~= nil and obj.metadata.uid ~= "" and obj.metadata.uid ~= cur.metadata.uid then
     return nil, precondition_failed(info, name, "UID", obj.metadata.uid, cur.metadata.uid)
   end
-  local new
+  local new, spec_changed
   if opts.status_write then
     -- stored objects are never mutated, so a status write shares every other subtree with the
     -- previous version and copies only the top level and metadata
@@ -384,7 +384,6 @@ function M:update(rk, obj, opts)
     local causes = validate.object(info, new)
     for _, c in ipairs(validate.update(info, cur, new)) do causes[#causes + 1] = c end
     if #causes > 0 then return nil, status.invalid(info, name, causes) end
-    local spec_changed
     if info.crd and not info.subresources.status then
       spec_changed = not util.equal_except(cur, new, "metadata")
     else
@@ -393,10 +392,11 @@ function M:update(rk, obj, opts)
     if spec_changed then m.generation = (cm.generation or 1) + 1 end
   end
   new.metadata.resourceVersion = cur.metadata.resourceVersion
-  -- a status write differs from cur in .status alone (the rest is cur's, shared)
+  -- a status write differs from cur in .status alone (the rest is cur's, shared); a spec change
+  -- has bumped the generation, so only an unchanged spec needs the whole object compared
   if opts.status_write then
     if util.equal(new.status, cur.status) then return cur end
-  elseif util.equal(new, cur) then
+  elseif not spec_changed and util.equal(new, cur) then
     return cur
   end
   if opts.dry_run then return new end
