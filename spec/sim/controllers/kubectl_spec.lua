@@ -11,10 +11,10 @@ end
 local e2e = have_binary() and describe or pending
 
 e2e("controllers seen through kubectl #kubectl", function()
-  local s
+  local s, dir
 
   setup(function()
-    local dir = helper.tmpdir()
+    dir = helper.tmpdir()
     local scenario = dir .. "/scenario.lua"
     helper.write_file(scenario, [[
       return { rules = { { kind = "Job", name = "doomed", job_fails = true } } }
@@ -91,6 +91,7 @@ spec:
 
   teardown(function()
     if s then s.stop() end
+    if dir then os.execute("rm -rf " .. helper.quote(dir)) end
   end)
 
   it("rolls out a Deployment, a StatefulSet and a DaemonSet", function()
