@@ -82,7 +82,7 @@ describe("deployment controller", function()
       assert.truthy(p.status.podIP)
     end
     local marked = {}
-    for _, m in ipairs(sim.ready_marks) do marked[m.rk .. "/" .. m.name] = true end
+    for _, m in ipairs(sim.ready_times) do marked[m.rk .. "/" .. m.name] = true end
     assert.is_true(marked["deployments.apps/web"])
     assert.is_true(marked["replicasets.apps/" .. rss[1].metadata.name])
     for _, p in ipairs(pods) do assert.is_true(marked["pods/" .. p.metadata.name]) end
@@ -112,7 +112,7 @@ describe("deployment controller", function()
     assert.are.equal("deadline", rollout_status(d))
     assert.are.equal("False/ProgressDeadlineExceeded", cond(d, "Progressing"))
     assert.are.equal(2, d.status.unavailableReplicas)
-    for _, m in ipairs(sim.ready_marks) do assert.are_not.equal("deployments.apps", m.rk) end
+    for _, m in ipairs(sim.ready_times) do assert.are_not.equal("deployments.apps", m.rk) end
   end)
 
   it("rolls from one template to another and ends with only the new ReplicaSet", function()

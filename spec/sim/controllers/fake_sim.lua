@@ -11,7 +11,6 @@ function M.new(opts)
   local sim = require("atom.sim").new({ loop = loop, ready_after = opts.ready_after, nodes = opts.nodes or 3 })
   for _, r in ipairs(opts.rules or {}) do sim.scenario.rules[#sim.scenario.rules + 1] = r end
   sim.clock.advance = function(_, dt) loop.advance(dt) end
-  sim.ready_marks = sim.ready_times
   return sim
 end
 

@@ -270,7 +270,7 @@ describe("benchmark mode", function()
     end
     assert.are.equal(200, done)
     local marked = 0
-    for _, m in ipairs(sim.ready_marks) do if m.rk == "deployments.apps" then marked = marked + 1 end end
+    for _, m in ipairs(sim.ready_times) do if m.rk == "deployments.apps" then marked = marked + 1 end end
     assert.are.equal(200, marked)
   end)
 end)
