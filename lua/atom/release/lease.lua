@@ -28,6 +28,14 @@ local function expires_at(obj)
   return renewed + (tonumber(spec.leaseDurationSeconds) or 0)
 end
 
+-- Another run created or updated the lease between our read and our write (409): say who
+-- holds it now.
+local function lost_race(client, namespace, name, err)
+  if not (err and err.code == 409) then return nil, err end
+  local other = client:get(API, KIND, namespace, name) or { spec = {} }
+  return nil, busy(other.spec.holderIdentity or "another run", expires_at(other) - core.wall())
+end
+
 function lease.acquire(client, namespace, release, opts)
   local holder = opts.holder or util.holder()
   local duration = math.max(1, math.floor(opts.duration or 15))
@@ -35,19 +43,13 @@ function lease.acquire(client, namespace, release, opts)
   local now = util.rfc3339(nil, true)
   local live, err = client:get(API, KIND, namespace, name)
   if not live and err and err.code ~= 404 then return nil, err end
-  local obj
+  local obj, taken_over
   if not live then
     obj, err = client:create({ apiVersion = API, kind = KIND,
       metadata = { name = name, namespace = namespace, labels = { ["atom.dev/lease-of"] = release } },
       spec = { holderIdentity = holder, leaseDurationSeconds = duration, acquireTime = now,
                renewTime = now, leaseTransitions = 0 } })
-    if not obj then
-      if err and err.code == 409 then
-        local other = client:get(API, KIND, namespace, name) or { spec = {} }
-        return nil, busy(other.spec.holderIdentity or "another run", expires_at(other) - core.wall())
-      end
-      return nil, err
-    end
+    if not obj then return lost_race(client, namespace, name, err) end
   else
     local spec = live.spec or {}
     local left = expires_at(live) - core.wall()
@@ -55,24 +57,17 @@ function lease.acquire(client, namespace, release, opts)
       return nil, busy(spec.holderIdentity, left)
     end
     live.spec = spec
-    local taken_over = spec.holderIdentity and spec.holderIdentity ~= "" and spec.holderIdentity ~= holder
+    taken_over = spec.holderIdentity and spec.holderIdentity ~= "" and spec.holderIdentity ~= holder
     spec.holderIdentity = holder
     spec.leaseDurationSeconds = duration
     spec.acquireTime = now
     spec.renewTime = now
     spec.leaseTransitions = (tonumber(spec.leaseTransitions) or 0) + 1
     obj, err = client:update(live)
-    if not obj then
-      if err and err.code == 409 then
-        local other = client:get(API, KIND, namespace, name) or { spec = {} }
-        return nil, busy(other.spec.holderIdentity or "another run", expires_at(other) - core.wall())
-      end
-      return nil, err
-    end
-    obj.taken_over = taken_over and true or nil
+    if not obj then return lost_race(client, namespace, name, err) end
   end
   return setmetatable({ client = client, obj = obj, holder = holder, duration = duration,
-                        renewed = core.monotonic(), taken_over = obj.taken_over }, Lease)
+                        renewed = core.monotonic(), taken_over = taken_over and true or nil }, Lease)
 end
 
 function Lease:renew(force)
