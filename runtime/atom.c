@@ -486,31 +486,51 @@ int atom_call_error(atom_call *call, const char *fmt, ...)
     return ATOM_ELUA;
 }
 
+/* Frees the result strings a host call still owns (set to NULL once pushed). */
+static void call_free_results(atom_call *call)
+{
+    for (int i = 0; i < call->nresults; i++) {
+        free(call->results[i].string);
+        call->results[i].string = NULL;
+    }
+}
+
+static int call_box_gc(lua_State *L)
+{
+    call_free_results(lua_touserdata(L, 1));
+    return 0;
+}
+
 /* The Lua side of a host function. Results are buffered in C and pushed
  * after the embedder's function returns, so no Lua error ever unwinds
- * through the embedder's frames. */
+ * through the embedder's frames. The atom_call lives in a userdata above
+ * the arguments, so a memory error while a result string is pushed leaves
+ * the strings not yet pushed to its __gc instead of leaking them. */
 static int l_host_trampoline(lua_State *L)
 {
     host_reg *reg = lua_touserdata(L, lua_upvalueindex(1));
-    atom_call call;
-    memset(&call, 0, sizeof call);
-    call.L = L;
-    call.nargs = lua_gettop(L);
-    int rc = reg->fn(reg->user, &call);
-    int n = call.nresults;
+    int nargs = lua_gettop(L);
+    atom_call *call = lua_newuserdatauv(L, sizeof *call, 0);
+    memset(call, 0, sizeof *call);
+    if (luaL_newmetatable(L, "atom.call")) {
+        lua_pushcfunction(L, call_box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    call->L = L;
+    call->nargs = nargs;
+    int rc = reg->fn(reg->user, call);
+    int n = call->nresults;
     if (rc == ATOM_OK && !lua_checkstack(L, n))
-        rc = atom_call_error(&call, "too many results");
+        rc = atom_call_error(call, "too many results");
     if (rc != ATOM_OK) {
-        for (int i = 0; i < n; i++)
-            free(call.results[i].string);
-        /* The message is copied into Lua before the jump; nothing else on
-         * this frame owns memory any more. */
-        if (call.message[0] == '\0')
-            snprintf(call.message, sizeof call.message, "%s", atom_status_name(rc));
-        return luaL_error(L, "atom.app.%s: %s", reg->name, call.message);
+        call_free_results(call);
+        if (call->message[0] == '\0')
+            snprintf(call->message, sizeof call->message, "%s", atom_status_name(rc));
+        return luaL_error(L, "atom.app.%s: %s", reg->name, call->message);
     }
     for (int i = 0; i < n; i++) {
-        call_result *r = &call.results[i];
+        call_result *r = &call->results[i];
         switch (r->type) {
         case ATOM_TYPE_STRING: lua_pushlstring(L, r->string, r->len); break;
         case ATOM_TYPE_NUMBER: lua_pushnumber(L, r->number); break;
