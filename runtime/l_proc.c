@@ -104,6 +104,19 @@ static int append(char **buf, size_t *len, size_t *cap, const char *data, size_t
     return 0;
 }
 
+/* One read from a ready pipe into buf; closes the pipe at EOF or on an
+ * error. -1 when the output would pass PROC_OUTPUT_MAX (or memory ran out). */
+static int read_some(int *fd, char **buf, size_t *len, size_t *cap)
+{
+    char chunk[8192];
+    ssize_t r = read(*fd, chunk, sizeof chunk);
+    if (r > 0)
+        return append(buf, len, cap, chunk, (size_t)r);
+    if (r == 0 || errno != EINTR)
+        close_fd(fd);
+    return 0;
+}
+
 /* Pushes a copy of s into a malloc'd slot of an array we own. */
 static char *dup_or_die(lua_State *L, const char *s, size_t n)
 {
@@ -287,28 +300,15 @@ static int l_proc_run(lua_State *L)
             if (in_off >= in_len)
                 close_fd(&b->fd_in);
         }
-        char chunk[8192];
-        if (idx_out >= 0 && fds[idx_out].revents) {
-            ssize_t r = read(b->fd_out, chunk, sizeof chunk);
-            if (r > 0) {
-                if (append(&b->out, &b->out_len, &b->out_cap, chunk, (size_t)r) < 0) {
-                    too_big = 1;
-                    break;
-                }
-            } else if (r == 0 || errno != EINTR) {
-                close_fd(&b->fd_out);
-            }
+        if (idx_out >= 0 && fds[idx_out].revents &&
+            read_some(&b->fd_out, &b->out, &b->out_len, &b->out_cap) < 0) {
+            too_big = 1;
+            break;
         }
-        if (idx_err >= 0 && fds[idx_err].revents) {
-            ssize_t r = read(b->fd_err, chunk, sizeof chunk);
-            if (r > 0) {
-                if (append(&b->err, &b->err_len, &b->err_cap, chunk, (size_t)r) < 0) {
-                    too_big = 1;
-                    break;
-                }
-            } else if (r == 0 || errno != EINTR) {
-                close_fd(&b->fd_err);
-            }
+        if (idx_err >= 0 && fds[idx_err].revents &&
+            read_some(&b->fd_err, &b->err, &b->err_len, &b->err_cap) < 0) {
+            too_big = 1;
+            break;
         }
     }
     close_fd(&b->fd_in);
