@@ -51,13 +51,23 @@ function M.bin()
   return source_dir() .. "/build/atom"
 end
 
+-- Every scratch dir a spec makes goes when the busted process ends (it exits
+-- with os.exit(code, true), which closes the state and runs this finalizer),
+-- so no spec has to remember to clean up. M.keep(dir) spares one.
+local scratch = setmetatable({}, { __gc = function(dirs)
+  for dir in pairs(dirs) do os.execute("rm -rf '" .. dir .. "'") end
+end })
+
 function M.tmpdir()
   local p = assert(io.popen("mktemp -d /tmp/atom-spec.XXXXXX"))
   local dir = p:read("l")
   p:close()
   assert(dir and dir ~= "", "mktemp -d failed")
+  scratch[dir] = true
   return dir
 end
+
+function M.keep(dir) scratch[dir] = nil end
 
 local function alive(pid)
   return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
@@ -90,6 +100,7 @@ end
 function M.start(opts)
   opts = opts or {}
   local dir = M.tmpdir()
+  if opts.keep then M.keep(dir) end
   local kubeconfig = dir .. "/kubeconfig"
   local args = { shell_quote(M.bin()), "sim", "--port", "0", "--kubeconfig", shell_quote(kubeconfig) }
   if opts.tls then args[#args + 1] = "--tls" end
