@@ -58,7 +58,7 @@ function M.open(client, api_version, kind, namespace, opts)
   if not info then return nil, ns end
   local w = setmetatable({
     client = client, info = info, api_version = api_version, kind = kind, namespace = ns,
-    opts = opts, resource_version = opts.resourceVersion, buf = "", known = {},
+    opts = opts, resource_version = opts.resourceVersion, parts = {}, known = {},
     failures = 0, closed = false,
   }, W)
   w.what = ("watch %s %s"):format(api_version, ns and (kind .. " in namespace " .. ns) or kind)
@@ -85,7 +85,7 @@ function W:_schedule(relist)
 end
 
 function W:_start()
-  self.reopen_at, self.buf = nil, ""
+  self.reopen_at, self.parts = nil, {}
   self.streams = (self.streams or 0) + 1
   local rv = self.resource_version
   local q = { watch = "true", allowWatchBookmarks = "true",
@@ -155,8 +155,21 @@ function W:_line(line)
   return true
 end
 
+-- parts: the pieces of the line not finished yet. A large object arrives in many chunks;
+-- they are joined once, when its newline comes, rather than the whole line so far being
+-- copied and searched again for every chunk (quadratic in the object's size).
 function W:_feed(chunk)
-  local buf = self.buf .. chunk
+  local parts = self.parts
+  if not chunk:find("\n", 1, true) then
+    parts[#parts + 1] = chunk
+    return
+  end
+  local buf = chunk
+  if #parts > 0 then
+    parts[#parts + 1] = chunk
+    buf = table.concat(parts)
+  end
+  self.parts = {}
   local pos = 1
   while true do
     local nl = buf:find("\n", pos, true)
@@ -165,7 +178,7 @@ function W:_feed(chunk)
     pos = nl + 1
     if line:find("%S") and not self:_line(line) then return end
   end
-  self.buf = buf:sub(pos)
+  if pos <= #buf then self.parts[1] = buf:sub(pos) end
 end
 
 function W:_on(comp)
@@ -174,9 +187,9 @@ function W:_on(comp)
   if not comp.done then return end
   self.client.handlers[comp.id] = nil
   self.id = nil
-  if self.buf:find("%S") then
-    local rest = self.buf
-    self.buf = ""
+  local rest = table.concat(self.parts)
+  if rest:find("%S") then
+    self.parts = {}
     if not self:_line(rest) then return end
   end
   local status = comp.status or 0
