@@ -132,7 +132,7 @@ describe("a running release #kubectl", function()
   -- kill -9 at each state, then atom resume: a terminal state, nothing lost.
   local kill_points = {
     { state = "Pending", env = { "V=2", "HOOK_SPIN=20" }, final = "Running", code = 0 },
-    { state = "Updating", env = { "V=2", "BAD=1", "DEADLINE=3" }, final = "Reverted", code = 3 },
+    { state = "Updating", env = { "V=2", "BAD=1", "DEADLINE=8" }, final = "Reverted", code = 3 },
     { state = "Rollback", env = { "V=2", "BAD=1", "REPLICAS=1", "DEADLINE=1" }, final = "Reverted", code = 3 },
   }
   for i, kp in ipairs(kill_points) do
@@ -169,7 +169,7 @@ describe("a running release #kubectl", function()
 
   it("atom run takes over an expired lease and finishes the interrupted version first", function()
     v1("t1")
-    local h = bg("t1", { "V=2", "BAD=1", "DEADLINE=3" }, "--lease-duration 2")
+    local h = bg("t1", { "V=2", "BAD=1", "DEADLINE=8" }, "--lease-duration 2")
     assert.truthy(reach("t1", "Updating"))
     h.kill("KILL")
     h.wait(10)
