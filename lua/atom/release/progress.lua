@@ -61,21 +61,31 @@ function View:update(not_ready, total)
     self.drawn = #lines
     return
   end
-  local now = {}
+  -- One write for the whole update: a large release changes hundreds of objects at once.
+  local now, lines, ts = {}, {}, util.rfc3339(nil, true)
+  local function line(fields)
+    table.insert(fields, 1, { "ts", ts })
+    lines[#lines + 1] = util.logfmt(fields)
+  end
   for _, n in ipairs(not_ready) do
     local text = n.state .. "\0" .. tostring(n.message)
     now[n.key] = { text = text, object = n.object }
     if (self.last[n.key] or {}).text ~= text then
-      self:log({ { "release", self.release }, { "object", n.object }, { "state", n.state },
-                 { "message", util.first_line(n.message) } })
+      line({ { "release", self.release }, { "object", n.object }, { "state", n.state },
+             { "message", util.first_line(n.message) } })
     end
   end
   for key, was in pairs(self.last) do
     if not now[key] then
-      self:log({ { "release", self.release }, { "object", was.object }, { "state", "ready" } })
+      line({ { "release", self.release }, { "object", was.object }, { "state", "ready" } })
     end
   end
   self.last = now
+  if #lines > 0 then
+    lines[#lines + 1] = ""
+    self.out:write(table.concat(lines, "\n"))
+    self.out:flush()
+  end
 end
 
 function View:finish()

@@ -153,7 +153,10 @@ function wait.observe(client, opts)
                               fail_fast_after = opts.fail_fast_after or DEFAULT_FAIL_FAST_AFTER,
                               crd_cache = opts.crd_cache or {}, release_crds = {}, fetched = {},
                               slow = {}, getters = {},
-                              overrides = opts.overrides },
+                              overrides = opts.overrides,
+                              -- Kept as verdicts change, so that a poll costs what arrived,
+                              -- not a pass over every object (quadratic in a large release).
+                              not_ready_count = 0, failed = {}, dirty_queue = {} },
                          Observer)
   registry(client)[self] = true
   local ok, err = self:add(opts.objects)
@@ -206,14 +209,18 @@ function Observer:add(objects)
       -- the memory of a large release.
       local ref = { apiVersion = o.apiVersion, kind = o.kind,
                     metadata = { name = o.metadata.name, namespace = o.metadata.namespace } }
-      self.want[k] = { obj = ref, live = nil, state = "progressing", message = "not found yet", dirty = true }
+      local item = { obj = ref, live = nil, state = "progressing", message = "not found yet", dirty = true }
+      self.want[k] = item
       self.order[#self.order + 1] = k
+      item.index = #self.order
+      self.not_ready_count = self.not_ready_count + 1
+      self.dirty_queue[#self.dirty_queue + 1] = item
       local kk = o.apiVersion .. "|" .. o.kind
       local entry = self.kinds[kk]
       local needs = self:needs_watch(o, kk, known)
       if not entry then
         entry = { apiVersion = o.apiVersion, kind = o.kind, ns = o.metadata.namespace, keys = {},
-                  lazy = not needs }
+                  lazy = not needs, not_ready = 0 }
         self.kinds[kk] = entry
         if needs then fresh[#fresh + 1] = entry; entry.queued = true end
       else
@@ -236,6 +243,8 @@ function Observer:add(objects)
         entry.looked = nil
       end
       entry.keys[#entry.keys + 1] = k
+      entry.not_ready = entry.not_ready + 1
+      item.kind_entry = entry
       local applied = self.pending_applied and self.pending_applied[k]
       if applied then self.pending_applied[k] = nil; self:applied(applied) end
     end
@@ -258,10 +267,14 @@ function Observer:observe(obj, deleted)
     return
   end
   entry.live = not deleted and obj or nil
-  entry.dirty = true
   -- Checked as it arrives when the check is known: a large release then holds verdicts,
   -- not thousands of live objects waiting for the wait to begin.
-  if self.check then check(self, entry, self.check) end
+  if self.check then
+    entry.dirty = true
+    check(self, entry, self.check)
+  else
+    self:mark_dirty(entry)
+  end
 end
 
 -- Records what the apply returned for one object: from now on only that object (same uid)
@@ -338,33 +351,27 @@ function Observer:open_watch(k, selector, rv)
   k.watcher, k.queued = w, nil
 end
 
--- The lazy kinds among the not-ready objects nr, not looked at yet: one list each, and a
--- watch from that list only when one of the kind's objects is still not ready after it.
+-- The lazy kinds with objects not ready, not looked at yet: one list each, and a watch
+-- from that list only when one of the kind's objects is still not ready after it.
 -- -> true when it listed something (the verdicts changed), false, or nil, err.
-function Observer:look_lazy(nr, fn)
-  local todo, seen = {}, {}
-  for _, item in ipairs(nr) do
-    local ref = self.want[item.key].obj
-    local k = self.kinds[ref.apiVersion .. "|" .. ref.kind]
-    if k and k.lazy and not k.looked and not k.watcher and not k.queued and not seen[k] then
-      seen[k] = true
+function Observer:look_lazy(fn)
+  local todo = {}
+  for _, k in pairs(self.kinds) do
+    if k.lazy and k.not_ready > 0 and not k.looked and not k.watcher and not k.queued then
       todo[#todo + 1] = k
     end
   end
   if #todo == 0 then return false end
+  -- In the order of the objects, as the user listed them.
+  table.sort(todo, function(a, b) return self.want[a.keys[1]].index < self.want[b.keys[1]].index end)
   local selector = util.selector(self.release, self.namespace)
   for _, k in ipairs(todo) do
     k.looked = true
     local items, rv = self.client:list(k.apiVersion, k.kind, k.ns or nil, { labelSelector = selector })
     if items then
       self:take_list(k, items)
-      local all = true
-      for _, key in ipairs(k.keys) do
-        local e = self.want[key]
-        if e.dirty then check(self, e, fn) end
-        if e.state ~= "ready" then all = false end
-      end
-      if not all then self:open_watch(k, selector, rv) end
+      self:check_dirty(fn)
+      if k.not_ready > 0 then self:open_watch(k, selector, rv) end
     elseif type(rv) == "table" and (rv.code == 404 or rv.code == 0) then
       -- Not served (yet): watched like any other kind once it is.
       k.lazy, k.queued = false, true
@@ -475,12 +482,26 @@ local function fails_fast(obj)
   return groups and groups[group_of(obj.apiVersion)] or false
 end
 
+-- The verdict of one entry, keeping the observer's counts of what is not ready and failed.
+local function set_state(self, entry, state, message)
+  local was_ready = entry.state == "ready"
+  entry.state, entry.message = state, message
+  local is_ready = state == "ready"
+  if was_ready ~= is_ready then
+    local d = is_ready and -1 or 1
+    self.not_ready_count = self.not_ready_count + d
+    local k = entry.kind_entry
+    if k then k.not_ready = k.not_ready + d end
+  end
+  self.failed[entry] = state == "failed" or nil
+end
+
 function check(self, entry, fn)
   if entry.live == nil then
     if entry.gone_ready then
-      entry.state, entry.message = "ready", "gone after it was seen complete"
+      set_state(self, entry, "ready", "gone after it was seen complete")
     else
-      entry.state, entry.message = "progressing", "not found yet"
+      set_state(self, entry, "progressing", "not found yet")
     end
     entry.since, entry.kept, entry.related_at = nil, nil, nil
     self.slow[entry] = nil
@@ -488,7 +509,7 @@ function check(self, entry, fn)
     local live = entry.live
     local ok, state, message = pcall(fn, live, self:ctx_for(entry, live))
     if not ok then state, message = "progressing", "readiness check raised: " .. tostring(state) end
-    entry.state, entry.message = state, message or ""
+    set_state(self, entry, state, message or "")
     if state == "ready" and FINISHES[entry.obj.kind] then entry.gone_ready = true end
     if state == "progressing" and fails_fast(entry.obj) then
       -- Kept so that it can be checked again (with related) when no event comes: a
@@ -513,9 +534,35 @@ function Observer:recheck_due()
   local now, grace = core.wall(), self.fail_fast_after
   for e in pairs(self.slow) do
     if e.kept and not e.dirty and now - e.since >= grace and now - (e.related_at or 0) >= grace then
-      e.live, e.dirty, e.recheck = e.kept, true, true
+      e.live, e.recheck = e.kept, true
+      self:mark_dirty(e)
     end
   end
+end
+
+function Observer:mark_dirty(entry)
+  if entry.dirty then return end
+  entry.dirty = true
+  self.dirty_queue[#self.dirty_queue + 1] = entry
+end
+
+-- Checks the entries marked since the last call (only those: see dirty_queue).
+function Observer:check_dirty(fn)
+  local q = self.dirty_queue
+  if #q == 0 then return end
+  self.dirty_queue = {}
+  for _, e in ipairs(q) do
+    if e.dirty then check(self, e, fn) end
+  end
+end
+
+-- The failed entry that comes first in the objects' order, or nil.
+function Observer:first_failed()
+  local first
+  for e in pairs(self.failed) do
+    if not first or e.index < first.index then first = e end
+  end
+  return first
 end
 
 function Observer:not_ready()
@@ -538,46 +585,57 @@ local function summary(list)
   return table.concat(parts, "; ")
 end
 
+-- How often the progress view is given the list of what is not ready: building it walks
+-- every object, which a poll must not do each time an event arrives.
+local PROGRESS_EVERY = 0.2
+
 function Observer:run(opts)
-  local order, want, client = self.order, self.want, self.client
-  local n = #order
+  local want, client = self.want, self.client
+  local fn = opts.check or self.check
+  local n = #self.order
   local plural = n == 1 and "" or "s"
+  local progress_at = 0
+  local function show(nr)
+    if opts.progress then
+      opts.progress:update(nr, n)
+      progress_at = core.monotonic() + PROGRESS_EVERY
+    end
+    return nr
+  end
   local ok, derr = self:open_deferred()
   if not ok then return nil, derr end
   while true do
     if self.cancelled then
-      return "cancelled", "cancel requested", self:not_ready()
+      return "cancelled", "cancel requested", show(self:not_ready())
     end
-    local failed
     self:recheck_due()
-    for _, k in ipairs(order) do
-      local e = want[k]
-      if e.dirty then check(self, e, opts.check or self.check) end
-      if e.state == "failed" and not failed then failed = e end
-    end
-    local nr = self:not_ready()
-    if opts.progress then opts.progress:update(nr, n) end
+    self:check_dirty(fn)
+    local failed = self:first_failed()
     if failed then
-      return "failed", string.format("%s failed: %s", util.show(failed.obj), failed.message), nr
+      return "failed", string.format("%s failed: %s", util.show(failed.obj), failed.message),
+        show(self:not_ready())
     end
-    if #nr == 0 then
-      return "ready", string.format("%d object%s ready", n, plural), nr
+    if self.not_ready_count == 0 then
+      -- Not shown object by object: the transition's "N objects ready" says it, and a
+      -- large release would print hundreds of lines between readiness and the record.
+      return "ready", string.format("%d object%s ready", n, plural), {}
     end
-    local looked, lerr = self:look_lazy(nr, opts.check or self.check)
+    if opts.progress and core.monotonic() >= progress_at then show(self:not_ready()) end
+    local looked, lerr = self:look_lazy(fn)
     if looked == nil then return nil, lerr end
     local left = opts.deadline_at - core.wall()
     if looked then
       -- What the lists brought is judged at once, without waiting for an event.
     elseif left <= 0 then
       -- One last look before declaring the deadline: the watch may lag the server.
-      for _, item in ipairs(nr) do
+      for _, item in ipairs(self:not_ready()) do
         local e = want[item.key]
         local md = e.obj.metadata
         local live = client:get(e.obj.apiVersion, e.obj.kind, md.namespace, md.name)
         e.live = live or nil
-        check(self, e, opts.check or self.check)
+        check(self, e, fn)
       end
-      nr = self:not_ready()
+      local nr = show(self:not_ready())
       if #nr == 0 then
         return "ready", string.format("%d object%s ready at the deadline", n, plural), nr
       end
