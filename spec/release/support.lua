@@ -50,10 +50,12 @@ function S.bg(s, args, ropts)
   function h.stderr() return sim.read_file(dir .. "/err") or "" end
   function h.stdout() return sim.read_file(dir .. "/out") or "" end
   function h.kill(sig) os.execute("kill -" .. tostring(sig or "TERM") .. " " .. h.pid .. " 2>/dev/null") end
+  -- The shell creates rc before it writes the status into it: an empty rc is not an end.
+  local function rc() return tonumber(sim.read_file(dir .. "/rc") or "") end
   function h.wait(timeout)
-    local ok = S.eventually(function() return sim.read_file(dir .. "/rc") end, timeout or 60)
+    local ok = S.eventually(rc, timeout or 60)
     if not ok then h.kill("KILL") end
-    return tonumber(sim.read_file(dir .. "/rc") or "")
+    return rc()
   end
   return h
 end
