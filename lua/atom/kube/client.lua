@@ -349,13 +349,18 @@ function Client:list(api_version, kind, namespace, opts)
   return items, rv, token
 end
 
-function Client:_write(method, obj, sub, verb)
+function Client:_write_req(method, obj, sub, verb)
   local av, kind, ns, name = obj_ref(obj)
   local info, tns = self:_target(av, kind, ns, false, verb, name)
   if not info then return nil, tns end
-  local status, body = self:request { method = method,
-    path = self:path_for(info, tns, method ~= "POST" and name or nil, sub),
-    body = obj, what = verb .. " " .. describe(kind, tns, name) }
+  return { method = method, path = self:path_for(info, tns, method ~= "POST" and name or nil, sub),
+           body = obj, what = verb .. " " .. describe(kind, tns, name) }
+end
+
+function Client:_write(method, obj, sub, verb)
+  local req, rerr = self:_write_req(method, obj, sub, verb)
+  if not req then return nil, rerr end
+  local status, body = self:request(req)
   if not status then return nil, body end
   return body
 end
@@ -435,7 +440,7 @@ local PATCH_TYPES = {
   strategic = "application/strategic-merge-patch+json",
 }
 
-function Client:patch(api_version, kind, namespace, name, patch, ptype)
+function Client:_patch_req(api_version, kind, namespace, name, patch, ptype)
   ptype = ptype or "merge"
   local ct = PATCH_TYPES[ptype]
   if not ct then
@@ -444,8 +449,14 @@ function Client:patch(api_version, kind, namespace, name, patch, ptype)
   end
   local info, ns = self:_target(api_version, kind, namespace, false, ptype .. " patch", name)
   if not info then return nil, ns end
-  local status, body = self:request { method = "PATCH", path = self:path_for(info, ns, name),
-    body = patch, content_type = ct, what = ptype .. " patch " .. describe(kind, ns, name) }
+  return { method = "PATCH", path = self:path_for(info, ns, name),
+           body = patch, content_type = ct, what = ptype .. " patch " .. describe(kind, ns, name) }
+end
+
+function Client:patch(api_version, kind, namespace, name, patch, ptype)
+  local req, rerr = self:_patch_req(api_version, kind, namespace, name, patch, ptype)
+  if not req then return nil, rerr end
+  local status, body = self:request(req)
   if not status then return nil, body end
   return body
 end
@@ -503,7 +514,7 @@ local function rfc3339(t)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
 end
 
-function Client:event(involved, opts)
+function Client:_event_req(involved, opts)
   opts = opts or {}
   local md = involved.metadata or {}
   local ns = md.namespace or self.namespace
@@ -518,7 +529,28 @@ function Client:event(involved, opts)
     source = { component = "atom" }, reportingComponent = "atom",
     reportingInstance = require("atom.core").hostname(),
   }
-  return self:_write("POST", ev, nil, "create event for")
+  return self:_write_req("POST", ev, nil, "create event for")
+end
+
+function Client:event(involved, opts)
+  local req, rerr = self:_event_req(involved, opts)
+  if not req then return nil, rerr end
+  local status, body = self:request(req)
+  if not status then return nil, body end
+  return body
+end
+
+-- Sends a request built by one of the _*_req methods without waiting for it: done(status,
+-- body | nil, err) runs from a later poll or wait, or at once when it could not be sent.
+function Client:send_async(req, done)
+  req.method = req.method or "GET"
+  self:_async(req, done)
+end
+
+-- Drives the pipeline for at most `timeout` seconds (watch chunks and async completions go
+-- to their handlers).
+function Client:pump(timeout)
+  return self:_pump(timeout)
 end
 
 function Client:watch(api_version, kind, namespace, opts)

@@ -20,7 +20,8 @@
 --       atom.dev/recreate (or atom/recreate) "true", and are an error otherwise.
 --   apply.prune(client, release_name, keep, kinds, opts) -> deleted | nil, err
 --       (opts.namespace: the release's namespace, part of what marks its objects;
---       opts.keep_namespace: a Namespace never pruned, the one holding the records; opts.dry_run)
+--       opts.keep_namespace: a Namespace never pruned, the one holding the records; opts.dry_run;
+--       opts.live: apply.live's answer taken before the apply, instead of listing now)
 --       deletes live objects carrying this release's label, of the given kinds, that are
 --       not in `keep` (prepared objects); never touches an object without the label.
 -- The caller owns every table passed in; prepared objects are new tables down to their
@@ -292,8 +293,11 @@ function apply.prune(client, release_name, keep, kinds, opts)
   opts = opts or {}
   local wanted = {}
   for _, o in ipairs(keep) do wanted[util.key(o)] = true end
-  local live, err = apply.live(client, release_name, kinds, opts.namespace)
-  if not live then return nil, err end
+  local live, err = opts.live, nil
+  if not live then
+    live, err = apply.live(client, release_name, kinds, opts.namespace)
+    if not live then return nil, err end
+  end
   local doomed = {}
   for _, o in ipairs(live) do
     local labels = (o.metadata or {}).labels or {}

@@ -9,6 +9,8 @@
 --               progress = view, interrupted = function() -> count (Ctrl-C) | nil,
 --               atom = the Atom as read (nil when the release has none yet) }
 --   e:drive() -> final state | nil, message, status_name   (through atom.fsm.drive)
+--   e:settle()  waits for the writes sent in the background (version state, Events): call
+--               it before the run ends; drive's caller does.
 -- The methods the driver calls (state, step, hook, transition, announce) follow fsm.h.
 -- Hooks and the policy of a script apply only to the version that script started; a version
 -- inherited from a dead run is finished with the built-in readiness and the default policy.
@@ -34,6 +36,10 @@ function engine.new(o)
     progress = o.progress or require("atom.release.progress").new({ release = o.name }),
     interrupted = o.interrupted, atom = o.atom, started = false, versions = {},
     seen_interrupts = 0, not_ready = {},
+    -- Writes that nothing waits for (a version's state, Events) are sent without blocking
+    -- the run and settled before the next transition and at the end: a transition then
+    -- costs one round trip, the record's, not three in a row.
+    in_flight = 0,
     -- CRD answers (does the kind declare status.conditions?) for every wait of this run:
     -- one lookup per kind, not per wait.
     crd_cache = {},
@@ -43,6 +49,19 @@ end
 
 function Engine:drive()
   return fsm.drive(self)
+end
+
+-- Sends req in the background; on_error(err) when it fails.
+function Engine:background(req, on_error)
+  self.in_flight = self.in_flight + 1
+  self.client:send_async(req, function(status, body)
+    self.in_flight = self.in_flight - 1
+    if not status and on_error then on_error(body) end
+  end)
+end
+
+function Engine:settle()
+  while self.in_flight > 0 do self.client:pump(1) end
 end
 
 function Engine:status()
@@ -124,6 +143,12 @@ end
 function Engine:apply_version(n, phase)
   local v = self:version_data(n)
   self:drop_observer()
+  -- What the release owns is listed before the apply, not after it: a first release lists
+  -- nothing, and the lists are not between the last apply and the wait, where a large
+  -- release's objects were already becoming ready unobserved.
+  local kinds = self:status().kinds or {}
+  local owned, lerr = apply.live(self.client, self.name, kinds, self.namespace)
+  if not owned then return nil, "listing what the release owns: " .. describe(lerr) end
   local known, prepared_of = apply.prepare_known(self.client, self.name, n, v.objects, self.namespace)
   local obs, oerr = wait.observe(self.client, self:observe_opts(known, phase))
   if not obs then return nil, "watching: " .. describe(oerr) end
@@ -131,8 +156,8 @@ function Engine:apply_version(n, phase)
   local prepared, err = apply.apply(self.client, self.name, n, v.objects, self.namespace,
     { log = log, prepared = prepared_of, on_applied = function(live) obs:applied(live) end })
   if not prepared then obs:close(); return nil, err end
-  local pruned, perr = apply.prune(self.client, self.name, prepared, self:status().kinds or {},
-    { namespace = self.namespace, keep_namespace = self.namespace, log = log })
+  local pruned, perr = apply.prune(self.client, self.name, prepared, kinds,
+    { namespace = self.namespace, keep_namespace = self.namespace, log = log, live = owned })
   if not pruned then obs:close(); return nil, perr end
   local ok, aerr = obs:add(prepared)
   if not ok then obs:close(); return nil, "watching: " .. describe(aerr) end
@@ -309,6 +334,8 @@ function Engine:record_hook_error(state, msg)
 end
 
 function Engine:transition(from, to, why)
+  -- The previous transition's version state lands before this one's is sent.
+  self:settle()
   if self.lease_lost then return nil, self.lease_lost end
   if self.lease then
     local ok, err = self.lease:renew()
@@ -330,6 +357,10 @@ function Engine:transition(from, to, why)
     -- "Previous" is the last version that reached Running, never one that failed.
     if from == "Running" then st.previous = util.int(st.version) end
     st.previous = st.previous or 0
+    -- History is trimmed when it grows, here, rather than after the release is ready,
+    -- where it would stand between readiness and the run's end.
+    records.prune_history(self.client, self.namespace, self.name, plan.history_limit or 10,
+      { n, st.previous })
     st.kinds = json.array(all)
     st.version, st.latest, st.attempt = n, n, 1
     st.deadline = plan.deadline or 300
@@ -364,11 +395,8 @@ function Engine:transition(from, to, why)
     self.versions[self.own_version] = { version = self.own_version, objects = self.plan.objects,
                                         digest = self.plan.digest }
   end
-  records.set_version_state(self.client, self.namespace, self.name, util.int(st.version), to)
-  if fsm.terminal(to) then
-    local keep = { st.version, st.previous }
-    records.prune_history(self.client, self.namespace, self.name, util.int(st.historyLimit) or 10, keep)
-  end
+  local vreq = records.version_state_req(self.client, self.namespace, self.name, util.int(st.version), to)
+  if vreq then self:background(vreq) end
   return "ok"
 end
 
@@ -376,13 +404,18 @@ function Engine:announce(from, to, why)
   local st = self:status()
   local message = string.format("%s => %s: %s", from == "" and "(none)" or from, to, util.first_line(why))
   local normal = { Pending = true, Updating = true, Running = true, Reverted = true }
-  local _, err = self.client:event(self.atom, { type = normal[to] and "Normal" or "Warning", reason = to,
-                                               message = message })
-  self:log({ { "release", self.name }, { "version", st.version }, { "from", from }, { "to", to },
-             { "reason", why } })
-  if err then
+  local function failed(err)
     self:log({ { "release", self.name }, { "msg", "could not emit event: " .. describe(err) } })
   end
+  local req, err = self.client:_event_req(self.atom, { type = normal[to] and "Normal" or "Warning",
+                                                        reason = to, message = message })
+  if req then
+    req.raw = true
+    self:background(req, failed)
+  end
+  self:log({ { "release", self.name }, { "version", st.version }, { "from", from }, { "to", to },
+             { "reason", why } })
+  if err then failed(err) end
 end
 
 -- The verbs, under the names atom.api (the embedding API) calls on this module.

@@ -5,6 +5,7 @@
 --     err.busy = true (with err.holder, err.expires_in) when another live run holds it.
 --   l:renew(force) -> true | nil, err   (renews when a third of the duration has passed)
 --   l:release()                          (gives the lease up; best effort)
+--   l:release_req() -> request | nil     (the same write, to send along with others)
 -- Every write carries the Lease's resourceVersion: of two runs taking over an expired lease
 -- at once, exactly one write succeeds; the other gets a 409 and is refused.
 local core = require "atom.core"
@@ -85,10 +86,18 @@ function Lease:renew(force)
   return true
 end
 
-function Lease:release()
+-- The request that gives the lease up, for a caller that sends it with other writes.
+function Lease:release_req()
   self.obj.spec.holderIdentity = ""
   self.obj.spec.renewTime = util.rfc3339(nil, true)
-  self.client:update(self.obj)
+  local req = self.client:_write_req("PUT", self.obj, nil, "update")
+  if req then req.raw = true end
+  return req
+end
+
+function Lease:release()
+  local req = self:release_req()
+  if req then self.client:request(req) end
 end
 
 return lease

@@ -102,11 +102,16 @@ local function drive(client, ns, name, plan, eo)
   local final, msg, status = e:drive()
   e:drop_observer()
   view:finish()
+  -- The lease goes back together with the last transition's background writes: the
+  -- record, written first, already says how the run ended.
+  if not e.lease_lost then
+    local req = l:release_req()
+    if req then e:background(req) end
+  end
+  e:settle()
   if not final then
-    if not e.lease_lost then l:release() end
     return fail(status == "ATOM_EBUSY" and "busy" or "kube", msg)
   end
-  l:release()
   return final_result(e, final)
 end
 
