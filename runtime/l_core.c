@@ -9,6 +9,10 @@
  *       filename:line:column. Empty sequences carry core.array_mt so JSON
  *       encoding can tell them from empty mappings; null is cjson.null.
  *   core.array_mt                       metatable marking a table as a list
+ *   core.json_empty_arrays(t, sentinel) -> nil | list | false
+ *       atom.json's walk for the empty lists cjson cannot encode (below)
+ *   core.raw_copy(v) -> copy | nil
+ *       the script loader's metatable-free copy of a script's data (below)
  *   core.base64_encode(s), core.base64_decode(s) -> s | nil, err
  *   core.sha256_hex(s), core.gzip(s), core.gunzip(s) -> s | nil, err
  *   core.monotonic(), core.wall(), core.sleep(seconds)
@@ -17,6 +21,7 @@
  */
 #include <errno.h>
 #include <glob.h>
+#include <limits.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <math.h>
@@ -358,6 +363,172 @@ static int l_core_yaml_decode(lua_State *L)
     return 2;
 }
 
+/* ---- data walks for atom.json and the script loader -------------------- */
+
+/* Past this depth the C walks hand the value back to their Lua twins, which
+ * keep a seen set and have no depth limit: a value this deep is cyclic (cjson
+ * rejects it anyway) or far outside what a manifest looks like, and the C
+ * stack stays bounded. */
+#define WALK_MAX_DEPTH 1000
+/* json_empty_arrays has no seen set (a Lua table per walk would cost what
+ * the walk saves), so a shared subtable is walked once per reference, as
+ * cjson encodes it; this bound keeps a deliberately exponential DAG, which
+ * cjson might reject early for another reason, from being walked in full. */
+#define WALK_MAX_TABLES 1000000L
+
+/* getmetatable(v) == array_mt as Lua's getmetatable answers it (a
+ * __metatable field stands in for the metatable). array_mt is at index mt. */
+static int is_array_mt(lua_State *L, int idx, int mt)
+{
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    if (lua_getfield(L, -1, "__metatable") == LUA_TNIL)
+        lua_pop(L, 1);
+    else
+        lua_remove(L, -2);
+    int same = lua_rawequal(L, -1, mt);
+    lua_pop(L, 1);
+    return same;
+}
+
+typedef struct empties_walk {
+    int mt, found; /* stack slots: array_mt, the list of finds (nil until the first) */
+    lua_Integer n;
+    long tables;
+} empties_walk;
+
+/* The values (never the keys) of the table at idx, depth first, as json.lua's
+ * collect_empty_arrays visits them. Returns 0 when the value is too deep or
+ * too large to walk here. */
+static int empties_walk_table(lua_State *L, empties_walk *w, int idx, int depth)
+{
+    if (depth > WALK_MAX_DEPTH || ++w->tables > WALK_MAX_TABLES)
+        return 0;
+    luaL_checkstack(L, 6, "atom.json nesting");
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            int x = lua_gettop(L);
+            lua_pushnil(L);
+            if (lua_next(L, x) == 0) {
+                if (is_array_mt(L, x, w->mt)) {
+                    if (w->n == 0) {
+                        lua_newtable(L);
+                        lua_replace(L, w->found);
+                    }
+                    lua_pushvalue(L, x);
+                    lua_rawseti(L, w->found, ++w->n);
+                }
+            } else {
+                lua_pop(L, 2);
+                if (!empties_walk_table(L, w, x, depth + 1))
+                    return 0;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* core.json_empty_arrays(v, sentinel) -> nil | list | false
+ * The empty tables carrying array_mt reachable from table v (v itself aside);
+ * each gets sentinel at [1] so cjson encodes it as a one-element list the
+ * caller turns back into `[]`. nil: none (nothing changed). false: too deep
+ * or too large to walk here (nothing changed; the caller walks it itself). */
+static int l_core_json_empty_arrays(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    lua_settop(L, 2);
+    luaL_getmetatable(L, CORE_ARRAY_MT);
+    lua_pushnil(L);
+    empties_walk w = {.mt = 3, .found = 4, .n = 0, .tables = 0};
+    if (!empties_walk_table(L, &w, 1, 1)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (w.n == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    for (lua_Integer i = 1; i <= w.n; i++) {
+        lua_rawgeti(L, 4, i);
+        lua_pushvalue(L, 2);
+        lua_rawseti(L, -2, 1);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 4);
+    return 1;
+}
+
+typedef struct copy_walk {
+    int seen, mt; /* stack slots */
+} copy_walk;
+
+/* Pushes the raw copy of the value at idx (script.lua's raw_copy). Returns 0,
+ * with nothing pushed, when the value nests too deeply to copy here. */
+static int raw_copy_value(lua_State *L, copy_walk *c, int idx, int depth)
+{
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        lua_pushvalue(L, idx);
+        return 1;
+    }
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, c->seen) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    if (depth > WALK_MAX_DEPTH)
+        return 0;
+    luaL_checkstack(L, 8, "raw_copy nesting");
+
+    /* Sized once from a counting pass: growing a table rehashes it. */
+    lua_Unsigned narr = lua_rawlen(L, idx), total = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        total++;
+        lua_pop(L, 1);
+    }
+    lua_Unsigned nrec = total > narr ? total - narr : 0;
+    lua_createtable(L, narr > INT_MAX ? INT_MAX : (int)narr, nrec > INT_MAX ? INT_MAX : (int)nrec);
+    int out = lua_gettop(L);
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, out);
+    lua_rawset(L, c->seen);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int x = lua_gettop(L);
+        if (!raw_copy_value(L, c, x - 1, depth + 1))
+            return 0;
+        if (!raw_copy_value(L, c, x, depth + 1))
+            return 0;
+        lua_rawset(L, out);
+        lua_pop(L, 1);
+    }
+    if (is_array_mt(L, idx, c->mt)) {
+        lua_pushvalue(L, c->mt);
+        lua_setmetatable(L, out);
+    }
+    return 1;
+}
+
+/* core.raw_copy(v) -> copy | nil
+ * A copy of v made with raw access only: shared subtables and cycles are kept
+ * as shared and cyclic, metatables are dropped except array_mt. nil when v
+ * nests deeper than this walk goes (the caller copies it in Lua). */
+static int l_core_raw_copy(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    lua_newtable(L);
+    luaL_getmetatable(L, CORE_ARRAY_MT);
+    copy_walk c = {.seen = 2, .mt = 3};
+    if (!raw_copy_value(L, &c, 1, 1)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    return 1;
+}
+
 /* ---- base64, sha256, gzip (OpenSSL, zlib) ----------------------------- */
 
 static int l_core_base64_encode(lua_State *L)
@@ -598,6 +769,8 @@ int luaopen_atom_core(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         {"yaml_decode", l_core_yaml_decode},
+        {"json_empty_arrays", l_core_json_empty_arrays},
+        {"raw_copy", l_core_raw_copy},
         {"base64_encode", l_core_base64_encode},
         {"base64_decode", l_core_base64_decode},
         {"sha256_hex", l_core_sha256_hex},
