@@ -67,12 +67,17 @@ static void *core_box(lua_State *L, size_t size, const char *tname, lua_CFunctio
 typedef struct yaml_box {
     yaml_parser_t parser;
     yaml_document_t doc;
-    int parser_ready, doc_ready;
+    yaml_event_t event;
+    int parser_ready, doc_ready, event_ready;
     long nodes;
 } yaml_box;
 
 static void yaml_box_free(yaml_box *b)
 {
+    if (b->event_ready) {
+        yaml_event_delete(&b->event);
+        b->event_ready = 0;
+    }
     if (b->doc_ready) {
         yaml_document_delete(&b->doc);
         b->doc_ready = 0;
@@ -175,19 +180,20 @@ static int push_float(lua_State *L, const char *s)
     return 1;
 }
 
-static void push_scalar(lua_State *L, yaml_node_t *node)
+/* tag as the document loader resolves it: no tag or "!" reads as the default. */
+static void push_scalar_text(lua_State *L, const char *s, size_t len, int plain, const char *tag)
 {
-    const char *s = (const char *)node->data.scalar.value;
-    size_t len = node->data.scalar.length;
-    const char *tag = (const char *)node->tag;
-    int plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-    int explicit_tag = tag && strcmp(tag, YAML_DEFAULT_SCALAR_TAG) != 0;
+    if (tag == NULL || strcmp(tag, "!") == 0)
+        tag = YAML_DEFAULT_SCALAR_TAG;
+    int explicit_tag = strcmp(tag, YAML_DEFAULT_SCALAR_TAG) != 0;
 
     if (explicit_tag && strcmp(tag, YAML_STR_TAG) == 0) {
         lua_pushlstring(L, s, len);
         return;
     }
-    if (plain || explicit_tag) {
+    /* Most plain scalars are names and other text: only these first bytes can
+     * start a null, a bool or a number (push_int drops underscores anywhere). */
+    if ((plain || explicit_tag) && (explicit_tag || strchr("~nNtTyYoOfF0123456789+-._", s[0]))) {
         if (is_one_of(s, yaml_null) && (plain || strcmp(tag, YAML_NULL_TAG) == 0)) {
             lua_pushlightuserdata(L, NULL); /* cjson.null */
             return;
@@ -204,6 +210,12 @@ static void push_scalar(lua_State *L, yaml_node_t *node)
             return;
     }
     lua_pushlstring(L, s, len);
+}
+
+static void push_scalar(lua_State *L, yaml_node_t *node)
+{
+    push_scalar_text(L, (const char *)node->data.scalar.value, node->data.scalar.length,
+                     node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, (const char *)node->tag);
 }
 
 static void yaml_push_node(lua_State *L, yaml_box *b, yaml_node_t *node, int depth,
@@ -306,6 +318,141 @@ static void yaml_push_node(lua_State *L, yaml_box *b, yaml_node_t *node, int dep
     }
 }
 
+/* The common case without libyaml's document tree: its loader allocates a
+ * node, a copy of the default tag and an item stack per node, which cost as
+ * much as the parse itself. This path reads the parser's events and builds
+ * the same tables (same sizes, same insertion order, so the same key order
+ * for cjson). Whatever it does not handle exactly as yaml_push_node does
+ * (anchors, aliases, merge keys, non-scalar keys, too deep or too many
+ * nodes, a parse error) makes it give up, returning 0, and the caller starts
+ * over with the loader, so odd documents get the loader's results and
+ * errors unchanged. */
+static int yaml_next_event(yaml_box *b)
+{
+    if (b->event_ready) {
+        yaml_event_delete(&b->event);
+        b->event_ready = 0;
+    }
+    if (!yaml_parser_parse(&b->parser, &b->event))
+        return 0;
+    b->event_ready = 1;
+    return 1;
+}
+
+/* Pushes the node whose first event is the current one; consumes its events. */
+static int yaml_fast_node(lua_State *L, yaml_box *b, int depth)
+{
+    yaml_event_t *ev = &b->event;
+    if (depth > YAML_MAX_DEPTH || ++b->nodes > YAML_MAX_NODES || !lua_checkstack(L, 8))
+        return 0;
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT:
+        if (ev->data.scalar.anchor)
+            return 0;
+        push_scalar_text(L, (const char *)ev->data.scalar.value, ev->data.scalar.length,
+                         ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE,
+                         (const char *)ev->data.scalar.tag);
+        return 1;
+    case YAML_SEQUENCE_START_EVENT: {
+        if (ev->data.sequence_start.anchor)
+            return 0;
+        /* Items wait on the Lua stack so the table is made at its final size. */
+        int base = lua_gettop(L), n = 0;
+        for (;;) {
+            if (!yaml_next_event(b))
+                return 0;
+            if (ev->type == YAML_SEQUENCE_END_EVENT)
+                break;
+            if (!yaml_fast_node(L, b, depth + 1))
+                return 0;
+            n++;
+        }
+        lua_createtable(L, n, 0);
+        if (n == 0) {
+            luaL_getmetatable(L, CORE_ARRAY_MT);
+            lua_setmetatable(L, -2);
+        }
+        lua_insert(L, base + 1);
+        for (int i = n; i >= 1; i--)
+            lua_rawseti(L, base + 1, i);
+        return 1;
+    }
+    case YAML_MAPPING_START_EVENT: {
+        if (ev->data.mapping_start.anchor)
+            return 0;
+        int base = lua_gettop(L), n = 0;
+        for (;;) {
+            if (!yaml_next_event(b))
+                return 0;
+            if (ev->type == YAML_MAPPING_END_EVENT)
+                break;
+            if (ev->type != YAML_SCALAR_EVENT || ev->data.scalar.anchor ||
+                strcmp((const char *)ev->data.scalar.value, "<<") == 0 || !lua_checkstack(L, 8))
+                return 0;
+            lua_pushlstring(L, (const char *)ev->data.scalar.value, ev->data.scalar.length);
+            if (!yaml_next_event(b) || !yaml_fast_node(L, b, depth + 1))
+                return 0;
+            n++;
+        }
+        lua_createtable(L, 0, n);
+        int t = lua_gettop(L);
+        /* In document order, as the loader's pairs: a repeated key keeps its last value. */
+        for (int i = 0; i < n; i++) {
+            lua_pushvalue(L, base + 1 + 2 * i);
+            lua_pushvalue(L, base + 2 + 2 * i);
+            lua_rawset(L, t);
+        }
+        if (n > 0) {
+            lua_replace(L, base + 1);
+            lua_settop(L, base + 1);
+        }
+        return 1;
+    }
+    default: /* an alias */
+        return 0;
+    }
+}
+
+static int yaml_fast_decode(lua_State *L, yaml_box *b, int docs, int lines)
+{
+    lua_Integer n = 0;
+    if (!yaml_next_event(b) || b->event.type != YAML_STREAM_START_EVENT)
+        return 0;
+    for (;;) {
+        if (!yaml_next_event(b))
+            return 0;
+        if (b->event.type == YAML_STREAM_END_EVENT)
+            return 1;
+        if (b->event.type != YAML_DOCUMENT_START_EVENT || !yaml_next_event(b))
+            return 0;
+        yaml_event_t *root = &b->event;
+        lua_Integer line = (lua_Integer)root->start_mark.line + 1;
+        int empty = root->type == YAML_SCALAR_EVENT && root->data.scalar.length == 0 &&
+                    root->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+        if (empty && root->data.scalar.anchor)
+            return 0;
+        if (!empty) {
+            if (!yaml_fast_node(L, b, 0))
+                return 0;
+            lua_rawseti(L, docs, ++n);
+            lua_pushinteger(L, line);
+            lua_rawseti(L, lines, n);
+        }
+        if (!yaml_next_event(b) || b->event.type != YAML_DOCUMENT_END_EVENT)
+            return 0;
+    }
+}
+
+static int yaml_start(lua_State *L, yaml_box *b, const char *text, size_t len, const char *filename)
+{
+    if (!yaml_parser_initialize(&b->parser))
+        return luaL_error(L, "%s: cannot initialise the YAML parser", filename);
+    b->parser_ready = 1;
+    yaml_parser_set_input_string(&b->parser, (const unsigned char *)text, len);
+    b->nodes = 0;
+    return 0;
+}
+
 static int l_core_yaml_decode(lua_State *L)
 {
     size_t len;
@@ -315,11 +462,16 @@ static int l_core_yaml_decode(lua_State *L)
     yaml_box *b = core_box(L, sizeof *b, "atom.core.yaml_box", yaml_box_gc);
     int box = lua_gettop(L);
 
-    if (!yaml_parser_initialize(&b->parser))
-        return luaL_error(L, "%s: cannot initialise the YAML parser", filename);
-    b->parser_ready = 1;
-    yaml_parser_set_input_string(&b->parser, (const unsigned char *)text, len);
-
+    yaml_start(L, b, text, len, filename);
+    lua_newtable(L); /* docs */
+    lua_newtable(L); /* lines */
+    if (yaml_fast_decode(L, b, box + 1, box + 2)) {
+        yaml_box_free(b);
+        return 2;
+    }
+    yaml_box_free(b);
+    lua_settop(L, box);
+    yaml_start(L, b, text, len, filename);
     lua_newtable(L); /* docs */
     lua_newtable(L); /* lines */
     lua_Integer n = 0;
