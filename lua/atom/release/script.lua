@@ -47,13 +47,16 @@ local PATH_SEGMENT_KINDS = { Role = true, ClusterRole = true, RoleBinding = true
   ClusterRoleBinding = true }
 local LABEL_KINDS = { Namespace = true, Service = true }
 
+-- Checked for every object's name and namespace: find and byte, no captured strings.
 local function is_label(s)
-  return type(s) == "string" and #s <= 63 and s:match("^[a-z0-9]$") ~= nil
-    or type(s) == "string" and #s <= 63 and s:match("^[a-z0-9][-a-z0-9]*[a-z0-9]$") ~= nil
+  if type(s) ~= "string" or #s > 63 or not s:find("^[a-z0-9][-a-z0-9]*$") then return false end
+  local last = s:byte(-1)
+  return last >= 97 and last <= 122 or last >= 48 and last <= 57
 end
 
 local function is_subdomain(s)
   if type(s) ~= "string" or #s == 0 or #s > 253 then return false end
+  if not s:find(".", 1, true) then return is_label(s) end
   for part in (s .. "."):gmatch("([^.]*)%.") do
     if not is_label(part) then return false end
   end
@@ -227,25 +230,30 @@ local function flatten(value, orig, out, path, is_object)
   return nil
 end
 
+-- How an entry is named in errors (made only for an error: it runs for every object).
+local function doc_of(entry)
+  return entry.doc and ("document " .. entry.doc) or ("object " .. entry.path)
+end
+
 local function validate_object(entry, ctx)
   local obj, src = entry.object, entry.source
-  local doc = entry.doc and ("document " .. entry.doc) or ("object " .. entry.path)
   if type(obj.kind) ~= "string" or obj.kind == "" then
-    invalid(string.format("%s: %s has no kind", src, doc))
+    invalid(string.format("%s: %s has no kind", src, doc_of(entry)))
   end
   if type(obj.apiVersion) ~= "string" or obj.apiVersion == "" then
-    invalid(string.format("%s: %s (%s) has no apiVersion", src, doc, obj.kind))
+    invalid(string.format("%s: %s (%s) has no apiVersion", src, doc_of(entry), obj.kind))
   end
   local meta = obj.metadata
   if type(meta) ~= "table" or type(meta.name) ~= "string" or meta.name == "" then
     if type(meta) == "table" and meta.generateName then
       invalid(string.format("%s: %s (%s) uses metadata.generateName; a release needs fixed names",
-        src, doc, obj.kind))
+        src, doc_of(entry), obj.kind))
     end
-    invalid(string.format("%s: %s (%s) has no metadata.name", src, doc, obj.kind))
+    invalid(string.format("%s: %s (%s) has no metadata.name", src, doc_of(entry), obj.kind))
   end
   local name, kind = meta.name, obj.kind
-  if LABEL_KINDS[kind] and group_of(obj.apiVersion) == "" then
+  local g = group_of(obj.apiVersion)
+  if LABEL_KINDS[kind] and g == "" then
     if not is_label(name) then
       invalid(string.format("%s: %s name %s is not a valid DNS label (lowercase letters, digits and '-', at most 63)",
         src, kind, show(name)))
@@ -262,16 +270,15 @@ local function validate_object(entry, ctx)
   if ns ~= nil and not is_label(ns) then
     invalid(string.format("%s: %s/%s namespace %s is not a valid DNS label", src, kind, name, show(ns)))
   end
-  local annotations = type(meta.annotations) == "table" and meta.annotations or {}
-  local cond = annotations["atom.conditions"]
+  local cond
+  if type(meta.annotations) == "table" then cond = meta.annotations["atom.conditions"] end
   if cond ~= nil then
     local ok, perr = pcall(readiness.parse_conditions, cond)
     if not ok then invalid(string.format("%s: %s/%s: %s", src, kind, name, tostring(perr))) end
   end
-  local key = table.concat({ group_of(obj.apiVersion), kind, ns or ctx.namespace, name }, "\0")
+  local key = g .. "\0" .. kind .. "\0" .. (ns or ctx.namespace) .. "\0" .. name
   local first = ctx.seen[key]
   if first then
-    local g = group_of(obj.apiVersion)
     invalid(string.format("%s: duplicate object %s%s %s/%s (first defined at %s)", src, kind,
       g ~= "" and "." .. g or "", ns or ctx.namespace, name, first))
   end
