@@ -534,7 +534,8 @@ static int is_array_mt(lua_State *L, int idx, int mt)
 {
     if (!lua_getmetatable(L, idx))
         return 0;
-    if (lua_getfield(L, -1, "__metatable") == LUA_TNIL)
+    lua_pushliteral(L, "__metatable");
+    if (lua_rawget(L, -2) == LUA_TNIL)
         lua_pop(L, 1);
     else
         lua_remove(L, -2);

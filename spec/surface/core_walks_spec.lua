@@ -136,10 +136,13 @@ describe("atom.json.encode with the C walk", function()
   it("reads a __metatable field as getmetatable does", function()
     local disguised = setmetatable({}, { __metatable = core.array_mt })
     local masked = setmetatable({}, { __metatable = "not the array marker" })
-    local v = { a = disguised, b = masked }
+    -- getmetatable reads __metatable raw: an __index on the metatable is not asked
+    local marked = setmetatable({}, setmetatable({}, { __index = { __metatable = core.array_mt } }))
+    local v = { a = disguised, b = masked, c = marked }
     assert.are.equal(ljson.encode(v), json.encode(v))
     assert.truthy(json.encode(v):find('"a":[]', 1, true))
     assert.truthy(json.encode(v):find('"b":{}', 1, true))
+    assert.truthy(json.encode(v):find('"c":{}', 1, true))
   end)
 end)
 
