@@ -92,7 +92,7 @@ function M:json(obj)
   local cache = self.json_cache
   local s = cache[obj]
   if not s then
-    s = util.encode(obj)
+    s = util.encode_stored(obj)
     local i = self.json_next
     local ring = self.json_ring
     local old = ring[i]

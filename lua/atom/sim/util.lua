@@ -167,6 +167,53 @@ function M.encode(v)
   return s
 end
 
+-- Maps of stored objects that hold no empty array at any depth carry this metatable once an
+-- encode has walked them. Stored objects are never mutated and every write shares the subtrees
+-- it did not change (a status write keeps spec, labels and managedFields), so the next version's
+-- encode skips them: the marker walk of whole objects cost several times cjson's own encoding.
+-- Copies (copy, copy_clean) do not inherit it, so a table someone may still change is never
+-- marked.
+local clean_mt = { __name = "atom.sim.clean" }
+M.clean_mt = clean_mt
+
+-- Like mark_empty, skipping clean maps and marking the maps it finds clean; true if v is clean.
+local function mark_empty_stored(v, marks)
+  local clean = true
+  for k, x in pairs(v) do
+    if type(x) == "table" then
+      local mt = getmetatable(x)
+      if mt ~= clean_mt then
+        if next(x) == nil then
+          if mt == M.array_mt then
+            marks[#marks + 1] = v
+            marks[#marks + 1] = k
+            marks[#marks + 1] = x
+            v[k] = MARK
+            clean = false
+          end
+        elseif mark_empty_stored(x, marks) then
+          if mt == nil then setmetatable(x, clean_mt) end
+        else
+          clean = false
+        end
+      end
+    end
+  end
+  return clean
+end
+
+-- M.encode for a stored object (see clean_mt).
+function M.encode_stored(v)
+  if next(v) == nil then return "{}" end
+  local marks = {}
+  mark_empty_stored(v, marks)
+  local ok, s = pcall(cjson.encode, v)
+  for i = 1, #marks, 3 do marks[i][marks[i + 1]] = marks[i + 2] end
+  if not ok then error(s, 2) end
+  if #marks > 0 then s = s:gsub(MARK_JSON, "[]") end
+  return s
+end
+
 -- Drop JSON nulls from maps (a stored object never holds null).
 function M.strip_nulls(v)
   if type(v) ~= "table" then return v end
