@@ -12,6 +12,28 @@ M.__index = M
 
 local HISTORY_CAP = 10000
 
+-- A new version of a stored object that differs only in metadata (and the fields named in
+-- ...): those tables are copied one level deep, everything else is shared with obj, which is
+-- safe because stored objects are never mutated. A deep copy of every deleted object was most
+-- of a namespace deletion's cost and garbage.
+local function revise(obj, ...)
+  local c = {}
+  for k, v in pairs(obj) do c[k] = v end
+  local meta = {}
+  for k, v in pairs(obj.metadata) do meta[k] = v end
+  c.metadata = meta
+  for i = 1, select("#", ...) do
+    local f = select(i, ...)
+    local t = obj[f]
+    if type(t) == "table" then
+      local n = {}
+      for k, v in pairs(t) do n[k] = v end
+      c[f] = n
+    end
+  end
+  return c
+end
+
 function M.new(opts)
   local self = setmetatable({}, M)
   self.registry = opts.registry
@@ -358,7 +380,7 @@ function M:update(rk, obj, opts)
     local meta = {}
     for k, v in pairs(cur.metadata) do meta[k] = v end
     new.metadata = meta
-    new.status = util.copy_clean(obj.status)
+    new.status = opts.owned and util.strip_nulls(obj.status) or util.copy_clean(obj.status)
   else
     new = opts.owned and util.strip_nulls(obj) or util.copy_clean(obj)
     local m, cm = new.metadata, cur.metadata
@@ -411,8 +433,9 @@ function M:update(rk, obj, opts)
   return new
 end
 
+-- opts: { dry_run, check_rv, owned (obj.status is handed over, not copied) }
 function M:update_status(rk, obj, opts)
-  local o = { dry_run = opts and opts.dry_run, status_write = true }
+  local o = { dry_run = opts and opts.dry_run, status_write = true, owned = opts and opts.owned }
   local meta = obj and obj.metadata or {}
   local probe = { metadata = { name = meta.name, namespace = meta.namespace,
     resourceVersion = opts and opts.check_rv and meta.resourceVersion or nil }, status = obj and obj.status }
@@ -426,7 +449,7 @@ function M:_remove(rk, info, final, cur)
   local uid = cur.metadata.uid
   self.by_uid[uid] = nil
   self:_unlink(uid, cur)
-  final = final == cur and util.copy(cur) or final
+  final = final == cur and revise(cur) or final
   final.metadata.resourceVersion = tostring(self:_bump())
   self:_emit("DELETED", rk, final, cur)
   -- dependents whose every owner is now gone are deleted (Background); others lose the ref
@@ -490,7 +513,7 @@ function M:_check_namespace(ns)
   local nso = self:get("namespaces", nil, ns)
   if not nso or not nso.metadata.deletionTimestamp then return end
   if not self:_namespace_can_go(nso) then return end
-  local c = util.copy(nso)
+  local c = revise(nso, "spec")
   c.spec = c.spec or {}
   c.spec.finalizers = nil
   c.metadata.finalizers = nil
@@ -535,7 +558,7 @@ function M:delete(rk, ns, name, opts)
         "Forbidden", { name = name, kind = "namespaces" })
     end
     if cur.metadata.deletionTimestamp then return cur end
-    local c = util.copy(cur)
+    local c = revise(cur, "status")
     c.metadata.deletionTimestamp = self.clock:rfc3339()
     c.metadata.deletionGracePeriodSeconds = 0
     c.status = c.status or {}
@@ -569,7 +592,7 @@ function M:delete(rk, ns, name, opts)
   if #fins == 0 and not (prop == "Foreground" and has_deps) then
     return self:_remove(rk, info, cur, cur)
   end
-  local c = util.copy(cur)
+  local c = revise(cur)
   c.metadata.deletionTimestamp = self.clock:rfc3339()
   c.metadata.deletionGracePeriodSeconds = 0
   if prop == "Foreground" and has_deps then

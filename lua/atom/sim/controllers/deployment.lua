@@ -50,7 +50,7 @@ return function(sim)
     upd.metadata.annotations = upd.metadata.annotations or {}
     upd.metadata.annotations["deployment.kubernetes.io/desired-replicas"] = tostring(d.spec.replicas or 1)
     upd.metadata.annotations["deployment.kubernetes.io/max-replicas"] = tostring((d.spec.replicas or 1) + max_surge)
-    return store:update(RS_RK, upd) or rs
+    return store:update(RS_RK, upd, util.OWNED) or rs
   end
 
   local function new_replica_set(d, hash, revision, initial, max_surge)
@@ -82,7 +82,7 @@ return function(sim)
         template = tmpl,
       },
     }
-    local created = store:create(RS_RK, rs)
+    local created = store:create(RS_RK, rs, util.OWNED)
     if not created then
       created = store:get(RS_RK, rs.metadata.namespace, rs.metadata.name)
     elseif initial > 0 then
@@ -163,7 +163,7 @@ return function(sim)
       local upd = util.copy(sim, new_rs)
       upd.metadata.annotations = upd.metadata.annotations or {}
       upd.metadata.annotations[REV] = tostring(max_rev + 1)
-      new_rs = store:update(RS_RK, upd) or new_rs
+      new_rs = store:update(RS_RK, upd, util.OWNED) or new_rs
     end
 
     -- The Deployment carries its newest revision, which `rollout status
@@ -175,7 +175,7 @@ return function(sim)
         local upd = util.copy(sim, d)
         upd.metadata.annotations = upd.metadata.annotations or {}
         upd.metadata.annotations[REV] = rev
-        d = store:update(RK, upd) or d
+        d = store:update(RK, upd, util.OWNED) or d
       end
     end
 

@@ -141,11 +141,11 @@ return function(sim)
       store:create(EP, { apiVersion = "v1", kind = "Endpoints",
         metadata = { name = name, namespace = ns,
           labels = svc.metadata.labels and util.copy(sim, svc.metadata.labels) or nil },
-        subsets = subsets })
+        subsets = subsets }, util.OWNED)
     elseif not util.equal(ep.subsets, subsets) then
       local upd = util.copy(sim, ep)
       upd.subsets = subsets
-      store:update(EP, upd)
+      store:update(EP, upd, util.OWNED)
     end
 
     local slice_ports = {}
@@ -180,7 +180,7 @@ return function(sim)
     elseif not util.equal(cur.endpoints, eps) or not util.equal(cur.ports, sports) then
       local upd = util.copy(sim, cur)
       upd.endpoints, upd.ports = eps, sports
-      store:update(SLICE, upd)
+      store:update(SLICE, upd, util.OWNED)
     end
   end
 

@@ -392,7 +392,7 @@ return function(sim)
       node_idx = tonumber(node:match("(%d+)$")) or 1
       local upd = util.copy(sim, pod)
       upd.spec.nodeName = node
-      local np = store:update(RK, upd)
+      local np = store:update(RK, upd, util.OWNED)
       if np then pod = np end
     elseif not node then
       next_node = next_node % nodes_n + 1
@@ -400,7 +400,7 @@ return function(sim)
       node = "sim-node-" .. node_idx
       local upd = util.copy(sim, pod)
       upd.spec.nodeName = node
-      local np = store:update(RK, upd)
+      local np = store:update(RK, upd, util.OWNED)
       if np then pod = np end
     else
       node_idx = tonumber(node:match("(%d+)$")) or 1

@@ -7,6 +7,11 @@
 
 local M = {}
 
+-- Store write options for a table the controller built (or copied) for this write and drops
+-- afterwards: the store keeps it instead of deep-copying it a second time.
+local OWNED = { owned = true }
+M.OWNED = OWNED
+
 -- Kubernetes kind of a controller owner -> the store's resource key.
 M.kind_rk = {
   ReplicaSet = "replicasets.apps",
@@ -307,13 +312,13 @@ function M.random_suffix(n)
   return table.concat(out)
 end
 
--- Create obj (a fresh table) under name prefix .. random suffix, retrying on a
--- name clash like the real generateName does.
+-- Create obj (a fresh table, handed over to the store) under name prefix ..
+-- random suffix, retrying on a name clash like the real generateName does.
 function M.create_named(sim, rk, obj, prefix)
   local created, err
   for _ = 1, 5 do
     obj.metadata.name = prefix .. M.random_suffix(5)
-    created, err = sim.store:create(rk, obj)
+    created, err = sim.store:create(rk, obj, OWNED)
     if created then return created end
   end
   return nil, err
@@ -529,6 +534,8 @@ end
 
 -- Write st as obj's status. The store takes only .status (and the name to
 -- find the object), so a light table is passed instead of a copy of obj.
+-- st is handed over: it becomes the stored status, so the caller builds it
+-- fresh (a copy of the old status, changed) and does not change it after.
 -- Returns the stored object, or nil and the store's error.
 function M.write_status(sim, rk, obj, st)
   local m = obj.metadata
@@ -537,7 +544,7 @@ function M.write_status(sim, rk, obj, st)
     kind = obj.kind,
     metadata = { name = m.name, namespace = m.namespace },
     status = st,
-  })
+  }, OWNED)
 end
 
 -- spec.replicas of a workload, defaulted to 1 as the API server does.
