@@ -502,13 +502,14 @@ local function do_apply(sim, r, old)
   local av = api_version_of(sim, r.info, r.version)
   body = stored_form(sim, r, body)
   local with_status = r.sub == "status"
+  -- body is this request's fresh, null-free decode: apply may keep it (owned)
   local merged, conflicts = patchmod.apply(old, body, { manager = manager, force = r.q.force == "true",
     api_version = av, time = sim.clock:rfc3339(), ctx = ctx_of(r.info),
-    with_status = with_status or not r.info.subresources.status })
+    with_status = with_status or not r.info.subresources.status, owned = true })
   if not merged and old and last_applied_allows(old, conflicts, ctx_of(r.info)) then
     merged, conflicts = patchmod.apply(old, body, { manager = manager, force = true,
       api_version = av, time = sim.clock:rfc3339(), ctx = ctx_of(r.info),
-      with_status = with_status or not r.info.subresources.status })
+      with_status = with_status or not r.info.subresources.status, owned = true })
   end
   if not merged then
     local causes = util.array()
@@ -522,7 +523,8 @@ local function do_apply(sim, r, old)
   merged.kind = r.info.kind
   if not old then
     if with_status then return status_resp(status.not_found(r.info, r.name)) end
-    local created, cerr = sim.store:create(r.info.rk, merged, { dry_run = dry_run(r), owned = true })
+    -- merged is body plus the managedFields apply built: already null-free (clean)
+    local created, cerr = sim.store:create(r.info.rk, merged, { dry_run = dry_run(r), owned = true, clean = true })
     if not created then return status_resp(cerr) end
     return object_resp(sim, r, 201, created)
   end

@@ -647,11 +647,13 @@ local function encode_managers(list)
 end
 
 -- Server-side apply. `live` may be nil (create). opts = { manager, force, api_version, time,
--- ctx = { kind, crd }, with_status }. Returns merged object (managedFields set), or nil, conflicts
--- where conflicts = array of { manager, api_version, path }.
+-- ctx = { kind, crd }, with_status, owned }. Returns merged object (managedFields set), or nil,
+-- conflicts where conflicts = array of { manager, api_version, path }.
+-- opts.owned: `applied` is the caller's, already free of nulls, and may be changed and kept;
+-- a create then returns it (with managedFields) instead of two deep copies of it.
 function M.apply(live, applied, opts)
   local ctx = opts.ctx
-  applied = util.strip_nulls(util.copy(applied))
+  if not opts.owned then applied = util.strip_nulls(util.copy(applied)) end
   if applied.metadata then applied.metadata.managedFields = nil end
   if not opts.with_status then applied.status = nil end
   local managers = live and managers_of(live) or {}
@@ -665,7 +667,8 @@ function M.apply(live, applied, opts)
   end
   local new_set = M.fieldset(applied, ctx, opts.with_status)
   local base = live or {}
-  local merged = ssa_merge_map(ctx, {}, util.copy(base), applied)
+  -- merging into nothing is a deep copy of applied, which an owned applied can skip
+  local merged = (opts.owned and not live) and applied or ssa_merge_map(ctx, {}, util.copy(base), applied)
   -- conflicts: fields another manager owns whose value this apply changes
   local conflicts = {}
   for p in pairs(new_set) do

@@ -300,14 +300,15 @@ local function random_suffix()
   return table.concat(t)
 end
 
--- opts: { dry_run = bool, owned = bool (obj is handed over, not copied) }
+-- opts: { dry_run = bool, owned = bool (obj is handed over, not copied), clean = bool (an owned
+-- obj that is already free of nulls and empty unmarked lists: not walked again) }
 function M:create(rk, obj, opts)
   opts = opts or {}
   local info = self:info(rk)
   if not info then return nil, status.new(404, "the server could not find the requested resource") end
   if type(obj) ~= "table" then return nil, status.bad_request("object must be a JSON object") end
   -- opts.owned: the caller hands the table over (the API layer's fresh decodes), no copy needed
-  obj = opts.owned and util.strip_nulls(obj) or util.copy_clean(obj)
+  if not opts.owned then obj = util.copy_clean(obj) elseif not opts.clean then util.strip_nulls(obj) end
   local meta = obj.metadata
   if type(meta) ~= "table" then meta = {} obj.metadata = meta end
   if (meta.name == nil or meta.name == "") and type(meta.generateName) == "string" and meta.generateName ~= "" then
