@@ -26,7 +26,7 @@ end
 M.is_dns_label, M.is_dns_subdomain = is_dns_label, is_dns_subdomain
 
 -- Label and annotation keys: [DNS-subdomain prefix "/"] name. Returns nil or the reason.
-function M.qualified_name_error(k)
+local function qualified_name_error(k)
   if type(k) ~= "string" then return "must be a string" end
   local prefix, name = k:match("^(.*)/(.*)$")
   if not prefix then name = k end
@@ -40,6 +40,34 @@ function M.qualified_name_error(k)
   end
   return nil
 end
+
+-- Answers of the string checks run on every write, by checked string. The same few label and
+-- annotation keys (and an object's own name and labels) come back on every write, and the pattern
+-- matching was a large part of a write's validation. Emptied when it grows past CACHE_MAX, so
+-- a long-lived sim with ever new names stays bounded.
+local CACHE_MAX = 20000
+local function memo(check)
+  local cache, n = {}, 0
+  return function(s)
+    local r = cache[s]
+    if r == nil then
+      r = check(s)
+      if r == nil then r = false end
+      if n >= CACHE_MAX then cache, n = {}, 0 end
+      cache[s] = r
+      n = n + 1
+    end
+    return r or nil
+  end
+end
+M.qualified_name_error = memo(qualified_name_error)
+local dns_label_ok = memo(function(s) return is_dns_label(s) or nil end)
+local dns1035_label_ok = memo(function(s) return is_dns1035_label(s) or nil end)
+local dns_subdomain_ok = memo(function(s) return is_dns_subdomain(s) or nil end)
+local function label_value_bad(v)
+  return #v > 63 or (v ~= "" and not v:match("^[%w][%w%-%._]*$")) or (v ~= "" and not v:match("[%w]$")) or nil
+end
+label_value_bad = memo(label_value_bad)
 
 local PATH_SEGMENT_KINDS = {
   Role = true, ClusterRole = true, RoleBinding = true, ClusterRoleBinding = true,
@@ -57,13 +85,13 @@ local function name_causes(info, name)
     ok = name ~= "." and name ~= ".." and not name:find("[/%%]")
     what = 'may not contain "/" or "%"'
   elseif info.kind == "Namespace" then
-    ok = is_dns_label(name)
+    ok = dns_label_ok(name)
     what = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
   elseif info.kind == "Service" then
-    ok = is_dns1035_label(name)
+    ok = dns1035_label_ok(name)
     what = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
   else
-    ok = is_dns_subdomain(name)
+    ok = dns_subdomain_ok(name)
     what = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
   end
   if not ok then
@@ -135,7 +163,7 @@ function M.object(info, obj)
       "Too long: may not be more than 262144 bytes")
   end
   for k, v in pairs(meta.labels or {}) do
-    if type(v) ~= "string" or #v > 63 or (v ~= "" and not v:match("^[%w][%w%-%._]*$")) or (v ~= "" and not v:match("[%w]$")) then
+    if type(v) ~= "string" or label_value_bad(v) then
       out[#out + 1] = cause("FieldValueInvalid", "metadata.labels",
         string.format('Invalid value: "%s": a valid label must be an empty string or consist of alphanumeric characters, \'-\', \'_\' or \'.\', and must start and end with an alphanumeric character', tostring(v)))
     end
