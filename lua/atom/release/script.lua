@@ -462,7 +462,8 @@ local function do_load(path, opts)
   if t.objects == nil then invalid(at("objects") .. ": the release has no objects") end
   local flat = {}
   local ferr = flatten(t.objects, rawget(script_t, "objects"), flat, "objects", function(v, orig)
-    return control.source_of(orig) ~= nil or v.kind ~= nil or v.apiVersion ~= nil or v.metadata ~= nil
+    -- The copy's own fields first: source_of makes a "file:line" string.
+    return v.kind ~= nil or v.apiVersion ~= nil or v.metadata ~= nil or control.source_of(orig) ~= nil
   end)
   if ferr then invalid(at("objects") .. ": " .. ferr) end
   if #flat == 0 then invalid(at("objects") .. ": the release has no objects") end
