@@ -187,10 +187,17 @@ function Sim:closed(stream_id)
   if w then api.close_watch(self, w, false) end
 end
 
+-- The ready marks kept for /atom-sim/ready-times: the most recent READY_KEEP to
+-- 2 x READY_KEEP of them, so a long-lived sim's record (and each read of it) stays bounded.
+local READY_KEEP = 50000
 function Sim:mark_ready(rk, obj)
   local meta = obj and obj.metadata or {}
-  self.ready_times[#self.ready_times + 1] = { rk = rk, namespace = meta.namespace, name = meta.name,
-    at = self.loop.wall() }
+  local rt = self.ready_times
+  if #rt >= 2 * READY_KEEP then
+    rt = table.move(rt, #rt - READY_KEEP + 1, #rt, 1, {})
+    self.ready_times = rt
+  end
+  rt[#rt + 1] = { rk = rk, namespace = meta.namespace, name = meta.name, at = self.loop.wall() }
 end
 
 function Sim:load_scenario(source, chunkname)

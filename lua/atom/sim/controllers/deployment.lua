@@ -347,6 +347,7 @@ return function(sim)
   end
 
   w.run(reconcile, function(obj)
+    recorder.forget(obj.metadata.uid)
     hashes[obj.metadata.uid] = nil
     deadlines[obj.metadata.uid] = nil
   end)

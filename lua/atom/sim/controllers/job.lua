@@ -214,5 +214,5 @@ return function(sim)
     end
   end
 
-  w.run(reconcile)
+  w.run(reconcile, function(obj) recorder.forget(obj.metadata.uid) end)
 end

@@ -485,17 +485,21 @@ end
 
 -- Records v1 Events about objects, as a controller's event recorder does:
 -- a repeat of the same reason and message on the same object bumps count
--- and lastTimestamp instead of adding an event. Only failure paths record
--- events, so benchmarks (all healthy) pay nothing for them.
+-- and lastTimestamp instead of adding an event. It keeps per object (uid) the
+-- names of its events; the controller calls forget(uid) when the object goes
+-- (the Deployments' scaling events made a flat table grow with every
+-- Deployment a long-lived sim ever ran, and forget scanned all of it).
 function M.recorder(sim, component)
-  local seen = {} -- uid .. reason .. message -> event name
+  local seen = {} -- uid -> { reason .. "\0" .. message -> event name }
   local r = {}
   function r.event(obj, etype, reason, message, host)
     local m = obj.metadata
     local ns = m.namespace or "default"
     local now = sim.clock:rfc3339(sim.clock:now())
-    local key = tostring(m.uid) .. "\0" .. reason .. "\0" .. message
-    local name = seen[key]
+    local uid = tostring(m.uid)
+    local key = reason .. "\0" .. message
+    local mine = seen[uid]
+    local name = mine and mine[key]
     local cur = name and sim.store:get("events", ns, name)
     if cur then
       local upd = sim.util.copy(cur)
@@ -521,13 +525,13 @@ function M.recorder(sim, component)
       reportingInstance = host or "",
     }
     local created = M.create_named(sim, "events", ev, m.name .. ".")
-    if created then seen[key] = created.metadata.name end
+    if created then
+      if not mine then mine = {} seen[uid] = mine end
+      mine[key] = created.metadata.name
+    end
   end
   function r.forget(uid)
-    local prefix = tostring(uid) .. "\0"
-    for k in pairs(seen) do
-      if k:sub(1, #prefix) == prefix then seen[k] = nil end
-    end
+    seen[tostring(uid)] = nil
   end
   return r
 end
