@@ -523,8 +523,7 @@ local function do_apply(sim, r, old)
   merged.kind = r.info.kind
   if not old then
     if with_status then return status_resp(status.not_found(r.info, r.name)) end
-    -- merged is body plus the managedFields apply built: already null-free (clean)
-    local created, cerr = sim.store:create(r.info.rk, merged, { dry_run = dry_run(r), owned = true, clean = true })
+    local created, cerr = sim.store:create(r.info.rk, merged, { dry_run = dry_run(r), owned = true })
     if not created then return status_resp(cerr) end
     return object_resp(sim, r, 201, created)
   end

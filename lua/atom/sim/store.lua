@@ -12,27 +12,9 @@ M.__index = M
 
 local HISTORY_CAP = 10000
 
--- A new version of a stored object that differs only in metadata (and the fields named in
--- ...): those tables are copied one level deep, everything else is shared with obj, which is
--- safe because stored objects are never mutated. A deep copy of every deleted object was most
--- of a namespace deletion's cost and garbage.
-local function revise(obj, ...)
-  local c = {}
-  for k, v in pairs(obj) do c[k] = v end
-  local meta = {}
-  for k, v in pairs(obj.metadata) do meta[k] = v end
-  c.metadata = meta
-  for i = 1, select("#", ...) do
-    local f = select(i, ...)
-    local t = obj[f]
-    if type(t) == "table" then
-      local n = {}
-      for k, v in pairs(t) do n[k] = v end
-      c[f] = n
-    end
-  end
-  return c
-end
+-- New versions that differ only in metadata (and the fields named): a deep copy of every
+-- deleted object was most of a namespace deletion's cost and garbage.
+local revise = util.revise
 
 function M.new(opts)
   local self = setmetatable({}, M)
@@ -300,15 +282,14 @@ local function random_suffix()
   return table.concat(t)
 end
 
--- opts: { dry_run = bool, owned = bool (obj is handed over, not copied), clean = bool (an owned
--- obj that is already free of nulls and empty unmarked lists: not walked again) }
+-- opts: { dry_run = bool, owned = bool (obj is handed over, not copied) }
 function M:create(rk, obj, opts)
   opts = opts or {}
   local info = self:info(rk)
   if not info then return nil, status.new(404, "the server could not find the requested resource") end
   if type(obj) ~= "table" then return nil, status.bad_request("object must be a JSON object") end
   -- opts.owned: the caller hands the table over (the API layer's fresh decodes), no copy needed
-  if not opts.owned then obj = util.copy_clean(obj) elseif not opts.clean then util.strip_nulls(obj) end
+  obj = opts.owned and util.store_clean(obj) or util.copy_clean(obj)
   local meta = obj.metadata
   if type(meta) ~= "table" then meta = {} obj.metadata = meta end
   if (meta.name == nil or meta.name == "") and type(meta.generateName) == "string" and meta.generateName ~= "" then
@@ -381,9 +362,9 @@ function M:update(rk, obj, opts)
     local meta = {}
     for k, v in pairs(cur.metadata) do meta[k] = v end
     new.metadata = meta
-    new.status = opts.owned and util.strip_nulls(obj.status) or util.copy_clean(obj.status)
+    new.status = opts.owned and util.store_clean(obj.status) or util.copy_clean(obj.status)
   else
-    new = opts.owned and util.strip_nulls(obj) or util.copy_clean(obj)
+    new = opts.owned and util.store_clean(obj) or util.copy_clean(obj)
     local m, cm = new.metadata, cur.metadata
     m.uid, m.creationTimestamp, m.namespace = cm.uid, cm.creationTimestamp, cm.namespace
     m.deletionTimestamp, m.deletionGracePeriodSeconds = cm.deletionTimestamp, cm.deletionGracePeriodSeconds

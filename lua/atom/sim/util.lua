@@ -57,23 +57,47 @@ for k in ([[volumes containers initContainers ephemeralContainers conditions fin
 end
 M.LIST_KEYS = LIST_KEYS
 
+-- Maps of stored objects that hold no null and no empty array at any depth carry this
+-- metatable: the store marks them as it cleans a new version (store_clean, copy_clean), and an
+-- encode marks those it walked. Stored objects are never mutated and a write shares the
+-- subtrees it did not change (a status write keeps spec, labels and managedFields), so the next
+-- version's clean-up and encode skip them: walking whole objects again and again (the null strip
+-- and the empty-array marker walk before cjson, which cannot write []) cost several times
+-- cjson's own encoding. copy and revise do not pass it on to the tables they create, so a table
+-- someone may still change is never marked.
+local clean_mt = { __name = "atom.sim.clean" }
+M.clean_mt = clean_mt
+
 -- Deep copy that also drops JSON nulls from maps (one pass instead of copy + strip_nulls).
 local null_value = cjson.null
+-- Its copies are marked clean_mt where clean (see there); the second result says whether v is.
 local function copy_clean(v)
   local out = {}
+  local clean = true
   for k, x in pairs(v) do
     if type(x) == "table" then
-      if not (LIST_KEYS[k] and next(x) == nil and getmetatable(x) ~= M.array_mt) then
-        out[k] = copy_clean(x)
+      if next(x) == nil then
+        local arr = getmetatable(x) == M.array_mt
+        if arr then
+          out[k] = setmetatable({}, M.array_mt)
+          clean = false
+        elseif not LIST_KEYS[k] then
+          out[k] = {}
+        end
+      else
+        local c, cl = copy_clean(x)
+        out[k] = c
+        if not cl then clean = false end
       end
     elseif x ~= null_value then out[k] = x end
   end
-  if getmetatable(v) == M.array_mt then setmetatable(out, M.array_mt) end
-  return out
+  if getmetatable(v) == M.array_mt then setmetatable(out, M.array_mt)
+  elseif clean and next(out) ~= nil then setmetatable(out, clean_mt) end
+  return out, clean
 end
 function M.copy_clean(v)
   if type(v) ~= "table" then return v end
-  return copy_clean(v)
+  return (copy_clean(v))
 end
 
 function M.equal(a, b)
@@ -167,14 +191,6 @@ function M.encode(v)
   return s
 end
 
--- Maps of stored objects that hold no empty array at any depth carry this metatable once an
--- encode has walked them. Stored objects are never mutated and every write shares the subtrees
--- it did not change (a status write keeps spec, labels and managedFields), so the next version's
--- encode skips them: the marker walk of whole objects cost several times cjson's own encoding.
--- Copies (copy, copy_clean) do not inherit it, so a table someone may still change is never
--- marked.
-local clean_mt = { __name = "atom.sim.clean" }
-M.clean_mt = clean_mt
 
 -- Like mark_empty, skipping clean maps and marking the maps it finds clean; true if v is clean.
 local function mark_empty_stored(v, marks)
@@ -214,17 +230,72 @@ function M.encode_stored(v)
   return s
 end
 
--- Drop JSON nulls from maps (a stored object never holds null).
+-- Drop JSON nulls from maps (a stored object never holds null). Maps marked clean_mt belong to
+-- stored objects, so they are skipped: a new version that shares them needs no second look.
 function M.strip_nulls(v)
   if type(v) ~= "table" then return v end
   for k, x in pairs(v) do
     if x == cjson.null then v[k] = nil
     elseif type(x) == "table" then
-      if LIST_KEYS[k] and next(x) == nil and getmetatable(x) ~= M.array_mt then v[k] = nil
-      else M.strip_nulls(x) end
+      local mt = getmetatable(x)
+      if mt ~= clean_mt then
+        if LIST_KEYS[k] and next(x) == nil and mt ~= M.array_mt then v[k] = nil
+        else M.strip_nulls(x) end
+      end
     end
   end
   return v
+end
+
+-- strip_nulls for a table the store is about to keep (an owned write): also marks its clean
+-- maps clean_mt. Returns whether v itself is clean.
+local function store_clean(v)
+  local clean = true
+  for k, x in pairs(v) do
+    if x == null_value then v[k] = nil
+    elseif type(x) == "table" then
+      local mt = getmetatable(x)
+      if mt ~= clean_mt then
+        if next(x) == nil then
+          if mt == M.array_mt then clean = false
+          elseif LIST_KEYS[k] then v[k] = nil end
+        elseif store_clean(x) then
+          if mt == nil then setmetatable(x, clean_mt) end
+        else
+          clean = false
+        end
+      end
+    end
+  end
+  return clean
+end
+function M.store_clean(v)
+  if type(v) == "table" then store_clean(v) end
+  return v
+end
+
+-- A new version of a stored object for a write that changes only metadata and the top-level
+-- fields named in ...: obj's top level, its metadata and those fields are copied one level
+-- deep, everything else is shared with obj. Stored objects are never mutated, so this is safe
+-- as long as the caller changes only what was copied; it spares a deep copy of the whole
+-- object, and the store's comparisons find the shared parts equal at once.
+function M.revise(obj, ...)
+  local c = {}
+  for k, v in pairs(obj) do c[k] = v end
+  local meta = {}
+  for k, v in pairs(obj.metadata) do meta[k] = v end
+  c.metadata = meta
+  for i = 1, select("#", ...) do
+    local f = select(i, ...)
+    local t = obj[f]
+    if type(t) == "table" then
+      local n = {}
+      for k, v in pairs(t) do n[k] = v end
+      if getmetatable(t) == M.array_mt then setmetatable(n, M.array_mt) end
+      c[f] = n
+    end
+  end
+  return c
 end
 
 local uid_state = { n = 0 }

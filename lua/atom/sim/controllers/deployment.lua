@@ -21,6 +21,17 @@ local function revision_of(rs)
   return tonumber(a and a[REV]) or 0
 end
 
+-- A new version of obj for a write of its annotations (and the top-level
+-- fields named in ...), sharing the rest with the stored version instead of
+-- deep-copying all of it (see sim.util.revise).
+local function with_annotations(sim, obj, ...)
+  local upd = sim.util.revise(obj, ...)
+  local ann = {}
+  for k, v in pairs(obj.metadata.annotations or {}) do ann[k] = v end
+  upd.metadata.annotations = ann
+  return upd
+end
+
 return function(sim)
   local store, clock = sim.store, sim.clock
   local w = util.workload(sim, RK, "Deployment", RS_RK)
@@ -45,9 +56,8 @@ return function(sim)
     -- What `kubectl describe deployment` lists under Events on a real cluster.
     recorder.event(d, "Normal", "ScalingReplicaSet", string.format("Scaled %s replica set %s from %d to %d",
       from < n and "up" or "down", rs.metadata.name, from, n))
-    local upd = util.copy(sim, rs)
+    local upd = with_annotations(sim, rs, "spec")
     upd.spec.replicas = n
-    upd.metadata.annotations = upd.metadata.annotations or {}
     upd.metadata.annotations["deployment.kubernetes.io/desired-replicas"] = tostring(d.spec.replicas or 1)
     upd.metadata.annotations["deployment.kubernetes.io/max-replicas"] = tostring((d.spec.replicas or 1) + max_surge)
     return store:update(RS_RK, upd, util.OWNED) or rs
@@ -160,8 +170,7 @@ return function(sim)
       end
     elseif new_rs and revision_of(new_rs) <= max_rev then
       -- Rolling back to an older template makes its ReplicaSet the newest revision.
-      local upd = util.copy(sim, new_rs)
-      upd.metadata.annotations = upd.metadata.annotations or {}
+      local upd = with_annotations(sim, new_rs)
       upd.metadata.annotations[REV] = tostring(max_rev + 1)
       new_rs = store:update(RS_RK, upd, util.OWNED) or new_rs
     end
@@ -172,8 +181,7 @@ return function(sim)
       local rev = tostring(revision_of(new_rs))
       local ann = d.metadata.annotations or {}
       if ann[REV] ~= rev then
-        local upd = util.copy(sim, d)
-        upd.metadata.annotations = upd.metadata.annotations or {}
+        local upd = with_annotations(sim, d)
         upd.metadata.annotations[REV] = rev
         d = store:update(RK, upd, util.OWNED) or d
       end

@@ -390,7 +390,7 @@ return function(sim)
       next_node = next_node + 1
       node = fit[(next_node - 1) % #fit + 1]
       node_idx = tonumber(node:match("(%d+)$")) or 1
-      local upd = util.copy(sim, pod)
+      local upd = sim.util.revise(pod, "spec")
       upd.spec.nodeName = node
       local np = store:update(RK, upd, util.OWNED)
       if np then pod = np end
@@ -398,7 +398,7 @@ return function(sim)
       next_node = next_node % nodes_n + 1
       node_idx = next_node
       node = "sim-node-" .. node_idx
-      local upd = util.copy(sim, pod)
+      local upd = sim.util.revise(pod, "spec")
       upd.spec.nodeName = node
       local np = store:update(RK, upd, util.OWNED)
       if np then pod = np end
