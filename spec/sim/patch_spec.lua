@@ -236,6 +236,33 @@ describe("patch: server-side apply", function()
     assert.truthy(set['f:spec\nf:template\nf:spec\nf:containers\nk:{"name":"c"}\nf:env\nk:{"name":"E"}\nf:value'])
     assert.is_nil(set["f:metadata\nf:name"])
   end)
+
+  it("builds the same FieldsV1 trie straight from the object as from its field set", function()
+    local util = require "atom.sim.util"
+    local objs = {
+      { kind = "Deployment", metadata = { name = "x", labels = { app = "x" }, finalizers = { "a/b", "c" },
+          ownerReferences = { { uid = "u1", name = "o" } } },
+        spec = { replicas = 2, selector = { matchLabels = { app = "x" } }, empty = {},
+          template = { metadata = { labels = { app = "x" } }, spec = {
+            containers = { { name = "c", image = "i", env = { { name = "E", value = "1" }, { name = "F" } },
+              ports = { { containerPort = 80 }, { containerPort = 53, protocol = "UDP" } },
+              args = util.array(), resources = {} }, "not a map" },
+            nodeSelector = { disk = "ssd" }, volumes = util.array() } } },
+        status = { replicas = 2, conditions = { { type = "Available", status = "True" } } } },
+      { kind = "Service", metadata = { name = "s", annotations = { a = "b" } },
+        spec = { selector = { app = "x" }, ports = { { port = 80, name = "http" } } } },
+      { kind = "ConfigMap", metadata = { name = "only-skipped", namespace = "n" }, data = {} },
+    }
+    for _, obj in ipairs(objs) do
+      for _, with_status in ipairs({ false, true }) do
+        for _, crd in ipairs({ false, true }) do
+          local ctx = { kind = obj.kind, crd = crd }
+          assert.same(patch.to_fields_v1(patch.fieldset(obj, ctx, with_status)),
+            patch.fields_trie(obj, ctx, with_status))
+        end
+      end
+    end
+  end)
 end)
 
 describe("patch: client-side to server-side apply upgrade", function()
