@@ -110,4 +110,18 @@ describe("atom run watches", function()
     assert.truthy(w.configmaps and w.configmaps >= 1)
     assert.is_nil(w.secrets)
   end)
+
+  -- Their apply answers are not decoded (only existence counts), unless the answer shows
+  -- more than existence: a ConfigMap held by a finalizer while it is deleted is not ready.
+  it("does not take a ConfigMap being deleted as ready from the apply's answer", function()
+    local cm = s.url .. "/api/v1/namespaces/shop/configmaps/cm1"
+    local p = s:curl("-X PATCH -H 'Content-Type: application/merge-patch+json' "
+      .. "-d '{\"metadata\":{\"finalizers\":[\"example.com/hold\"]}}' " .. cm)
+    assert.are.equal(0, p.code, p.stderr)
+    assert.are.equal(0, s:curl("-X DELETE " .. cm).code)
+    local r = S.atom(s, "run " .. dir .. "/release.lua", { env = { "DEADLINE=2" }, timeout = 60 })
+    assert.are_not.equal(0, r.code, r.stderr)
+    assert.matches("ConfigMap/shop/cm1: terminating", r.stderr .. r.stdout)
+    s:curl("-X PATCH -H 'Content-Type: application/merge-patch+json' -d '{\"metadata\":{\"finalizers\":null}}' " .. cm)
+  end)
 end)

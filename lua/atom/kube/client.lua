@@ -402,6 +402,8 @@ end
 -- opts.on_result(i, result): each result as it arrives; the returned list then
 -- keeps { ok = true } for successes instead of the live objects (a large
 -- release's answers are most of its memory). opts.idle: see request_many.
+-- opts.raw(i) -> true: object i's answer is left undecoded (result.object is
+-- the JSON text), for a caller that reads little or nothing of it.
 function Client:apply_many(objs, opts)
   opts = opts or {}
   local o = { field_manager = opts.field_manager, force = opts.force, dry_run = opts.dry_run }
@@ -412,6 +414,7 @@ function Client:apply_many(objs, opts)
     local req, rerr = self:_apply_req(obj, o)
     if req then
       req.bulk = true
+      if opts.raw and opts.raw(i) then req.raw = true end
       reqs[#reqs + 1] = req
       map[#reqs] = i
     else

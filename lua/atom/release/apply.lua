@@ -13,7 +13,10 @@
 --       preparing those objects again
 --       opts.on_applied(live) sees each object as the server returned it, as the answer
 --       arrives (not kept here: thousands of live objects would be most of a large
---       release's memory); watch events arriving meanwhile go on to the observers
+--       release's memory); opts.answer_needed(prepared) -> false: only the object's
+--       existence matters, so its answer is not decoded and on_applied gets the object's
+--       name alone (unless the answer shows a status or a deletion under way, then it is
+--       read as usual); watch events arriving meanwhile go on to the observers
 --       (util.poll) once the object they are about has been through on_applied
 --       server-side apply (field manager atom, force) in dependency order, concurrently
 --       within each group; immutable-field refusals recreate objects annotated
@@ -29,6 +32,7 @@
 -- objects given: read them, do not change them.
 local util = require "atom.release.util"
 local records = require "atom.release.records"
+local json = require "atom.json"
 
 local apply = {}
 
@@ -181,10 +185,23 @@ local function hand_on_events(client, unapplied)
   client:requeue(rest)
 end
 
+-- An answer left undecoded (opts.answer_needed said no): the object exists, and that is
+-- all its check would read, unless the server says more (a status, a deletion under way).
+-- The text is searched, not parsed: a match only means it is decoded after all.
+local function undecoded(obj, text)
+  if not text:find('"status"', 1, true) and not text:find('"deletionTimestamp"', 1, true) then
+    return { apiVersion = obj.apiVersion, kind = obj.kind,
+             metadata = { name = obj.metadata.name, namespace = obj.metadata.namespace } }
+  end
+  local live, err = json.try_decode(text)
+  if type(live) ~= "table" then return nil, "the answer is not a JSON object: " .. tostring(err) end
+  return live
+end
+
 -- Applies one group concurrently; recreates where allowed. Each answer goes to
 -- opts.on_applied as it arrives and is not kept.
 local function apply_group(client, group, opts, unapplied)
-  local on_applied = opts.on_applied
+  local on_applied, answer_needed = opts.on_applied, opts.answer_needed
   local failed = {}
   local function handed(i, live)
     if unapplied then unapplied[util.key(group[i])] = nil end
@@ -192,8 +209,11 @@ local function apply_group(client, group, opts, unapplied)
   end
   client:apply_many(group, {
     force = true, field_manager = "atom", dry_run = opts.dry_run,
+    raw = on_applied and answer_needed and function(i) return not answer_needed(group[i]) end,
     on_result = function(i, r)
-      if r.err then failed[#failed + 1] = { i = i, err = r.err } else handed(i, r.object) end
+      local live, err = r.object, r.err
+      if not err and type(live) == "string" then live, err = undecoded(group[i], live) end
+      if err then failed[#failed + 1] = { i = i, err = err } else handed(i, live) end
     end,
     idle = unapplied and function() hand_on_events(client, unapplied) end,
   })

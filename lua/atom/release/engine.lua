@@ -154,7 +154,8 @@ function Engine:apply_version(n, phase)
   if not obs then return nil, "watching: " .. describe(oerr) end
   local function log(msg) self:log({ { "release", self.name }, { "version", n }, { "msg", msg } }) end
   local prepared, err = apply.apply(self.client, self.name, n, v.objects, self.namespace,
-    { log = log, prepared = prepared_of, on_applied = function(live) obs:applied(live) end })
+    { log = log, prepared = prepared_of, on_applied = function(live) obs:applied(live) end,
+      answer_needed = function(o) return obs:wants_answer(o) end })
   if not prepared then obs:close(); return nil, err end
   local pruned, perr = apply.prune(self.client, self.name, prepared, kinds,
     { namespace = self.namespace, keep_namespace = self.namespace, log = log, live = owned })

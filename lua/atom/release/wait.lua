@@ -20,6 +20,8 @@
 --       ready after one last look at the deadline); "cancelled" (the Atom's cancel request
 --       for `phase`, or Ctrl-C through tick).
 --       not_ready: { { key =, object = "Kind/ns/name", state =, message = }, ... }
+--   observer:wants_answer(o) -> false when only o's existence counts (an "exists" kind):
+--       the apply need not decode its answer (atom.release.apply's answer_needed)
 --   observer:close()
 --   wait.run(client, opts) -> observe + run + close, for a wait with nothing to apply first.
 --   The check gets (obj, ctx), ctx as atom.readiness describes it:
@@ -275,6 +277,13 @@ function Observer:observe(obj, deleted)
   else
     self:mark_dirty(entry)
   end
+end
+
+-- Whether the apply's answer for o is read: not for a kind ready once it exists and not
+-- watched (see the header), whose thousands of answers would be decoded for nothing.
+function Observer:wants_answer(o)
+  local k = self.kinds[tostring(o.apiVersion) .. "|" .. tostring(o.kind)]
+  return not (k and k.lazy)
 end
 
 -- Records what the apply returned for one object: from now on only that object (same uid)
