@@ -4,7 +4,9 @@
  *
  *   loop.now() -> monotonic seconds        loop.wall() -> unix seconds
  *   loop.timer(delay, fn) -> handle        handle:cancel() -> was_pending
- *   loop.write(id, data) -> bool           loop.finish(id) -> bool
+ *   loop.write(id, data, ...) -> bool      loop.finish(id) -> bool
+ *     (the strings are sent in order as one chunk: a watch event's JSON is written
+ *      between its envelope's two halves without concatenating a copy in Lua)
  *
  * Without an attached loop (plain lua5.4, or any host other than the sim's),
  * now/wall work and the rest raise an error that says so.
@@ -125,13 +127,23 @@ static int l_timer_gc(lua_State *L)
     return 0;
 }
 
+#define L_LOOP_WRITE_MAX 8
+
 static int l_loop_write(lua_State *L)
 {
     lua_Integer id = luaL_checkinteger(L, 1);
-    size_t len;
-    const char *data = luaL_checklstring(L, 2, &len);
+    int n = lua_gettop(L) - 1;
+    if (n < 1)
+        return luaL_argerror(L, 2, "string expected, got no value");
+    if (n > L_LOOP_WRITE_MAX)
+        return luaL_error(L, "atom.loop.write: at most %d pieces", L_LOOP_WRITE_MAX);
+    const char *data[L_LOOP_WRITE_MAX];
+    size_t len[L_LOOP_WRITE_MAX];
+    for (int i = 0; i < n; i++)
+        data[i] = luaL_checklstring(L, i + 2, &len[i]);
     atom_loop_host *host = l_loop_host(L);
-    lua_pushboolean(L, host->write(host->ctx, (long long)id, data, len));
+    /* The strings stay on the stack, so alive, until write returns. */
+    lua_pushboolean(L, host->write(host->ctx, (long long)id, data, len, n));
     return 1;
 }
 

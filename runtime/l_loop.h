@@ -24,8 +24,9 @@ typedef struct atom_loop_host {
     struct event_base *base;
     lua_State *L; /* the main state: timers run on it, not on a coroutine */
     void *ctx;    /* passed back to the callbacks */
-    /* Sends data as one chunk of stream id; 1 if sent, 0 if the stream is gone. */
-    int (*write)(void *ctx, long long id, const char *data, size_t len);
+    /* Sends the n pieces data[i] (len[i] bytes each) as one chunk of stream id, in order;
+     * 1 if sent, 0 if the stream is gone. The pieces are only read during the call. */
+    int (*write)(void *ctx, long long id, const char *const *data, const size_t *len, int n);
     /* Ends stream id; 1 if it was open. */
     int (*finish)(void *ctx, long long id);
     /* Calls the function on top of L with nargs arguments, under protection;

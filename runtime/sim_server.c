@@ -334,16 +334,23 @@ static void sim_on_delay(evutil_socket_t fd, short what, void *arg)
 
 /* ---- atom.loop callbacks ------------------------------------------------ */
 
-static int sim_loop_write(void *ctx, long long id, const char *data, size_t len)
+static int sim_loop_write(void *ctx, long long id, const char *const *data, const size_t *lens,
+                          int n)
 {
     sim_server *srv = ctx;
     sim_call *c = sim_slot_find(srv, id);
     if (c == NULL || c->finish_pending)
         return 0;
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += lens[i];
     if (c->state != SIM_STREAMING) {
         if (c->buf == NULL && (c->buf = evbuffer_new()) == NULL)
             return 0;
-        return evbuffer_add(c->buf, data, len) == 0;
+        for (int i = 0; i < n; i++)
+            if (evbuffer_add(c->buf, data[i], lens[i]) != 0)
+                return 0;
+        return 1;
     }
     if (evhttp_request_get_connection(c->req) == NULL) {
         /* The client left and libevent saw it before any close callback. */
@@ -364,7 +371,8 @@ static int sim_loop_write(void *ctx, long long id, const char *data, size_t len)
         }
         return 0;
     }
-    evbuffer_add(srv->scratch, data, len);
+    for (int i = 0; i < n; i++)
+        evbuffer_add(srv->scratch, data[i], lens[i]);
     evhttp_send_reply_chunk(c->req, srv->scratch);
     evbuffer_drain(srv->scratch, evbuffer_get_length(srv->scratch));
     return 1;

@@ -14,11 +14,12 @@ function M.new(start_wall)
     loop.timers[#loop.timers + 1] = h
     return h
   end
-  function loop.write(id, data)
+  -- like atom.loop.write: the pieces are one chunk
+  function loop.write(id, ...)
     if loop.gone[id] or loop.finished[id] then return false end
     local s = loop.streams[id]
     if not s then s = {} loop.streams[id] = s end
-    s[#s + 1] = data
+    s[#s + 1] = table.concat({ ... })
     return true
   end
   function loop.finish(id) loop.finished[id] = true end

@@ -645,9 +645,10 @@ local function close_watch(sim, w, finish)
 end
 M.close_watch = close_watch
 
-local function write(sim, w, data)
+-- data, ...: pieces of one chunk (loop.write joins them in C)
+local function write(sim, w, ...)
   if w.closed then return false end
-  local ok, res = pcall(sim.loop.write, w.id, data)
+  local ok, res = pcall(sim.loop.write, w.id, ...)
   if not ok or res == false then
     close_watch(sim, w, false)
     return false
@@ -655,14 +656,21 @@ local function write(sim, w, data)
   return true
 end
 
+local EVENT_HEAD = {}
+for _, typ in ipairs({ "ADDED", "MODIFIED", "DELETED" }) do EVENT_HEAD[typ] = '{"type":"' .. typ .. '","object":' end
+local EVENT_TAIL = "}\n"
+
+-- A watch event line as the pieces to write: its envelope's head, the object's JSON (for a
+-- stored object the store's cached encoding, not copied into a line of its own) and tail.
 local function event_line(sim, w, typ, obj)
+  local head = EVENT_HEAD[typ] or ('{"type":"' .. typ .. '","object":')
   if w.table and (typ == "ADDED" or typ == "MODIFIED" or typ == "DELETED") then
     local t = tables.build(w.info, w.version, { obj }, { now = sim.clock:now(), include = w.include,
       rv = obj.metadata.resourceVersion, no_columns = not w.first })
     w.first = false
-    return '{"type":"' .. typ .. '","object":' .. util.encode(t) .. '}\n'
+    return head, util.encode(t), EVENT_TAIL
   end
-  return '{"type":"' .. typ .. '","object":' .. obj_json(sim, w.info, w.version, obj) .. '}\n'
+  return head, obj_json(sim, w.info, w.version, obj), EVENT_TAIL
 end
 
 local function matches(w, obj)
