@@ -16,8 +16,14 @@ function M:now()
   return self.wall0 + (self.loop.now() - self.mono0) * self.scale
 end
 
+-- Every write stamps times (creation, managedFields, conditions) and most fall in the same
+-- second as the one before, so the last second's text is kept instead of formatting it again.
 function M:rfc3339(t)
-  return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t or self:now()))
+  local sec = math.floor(t or self:now())
+  if sec ~= self.last_sec then
+    self.last_sec, self.last_text = sec, os.date("!%Y-%m-%dT%H:%M:%SZ", sec)
+  end
+  return self.last_text
 end
 
 -- Parse the RFC 3339 timestamps this server writes (and the common fractional/offset forms).

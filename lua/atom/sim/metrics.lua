@@ -20,9 +20,20 @@ local METRIC_VERB = {
   apply = "APPLY", delete = "DELETE", deletecollection = "DELETECOLLECTION",
 }
 
+-- The label text of each (verb, resource, code), made once: counting runs on every request.
+local keys = {}
 function M:count(verb, resource, code)
   verb = METRIC_VERB[verb] or string.upper(verb or "")
-  local key = string.format('verb="%s",resource="%s",code="%d"', verb, resource or "", code or 0)
+  resource, code = resource or "", code or 0
+  local by_res = keys[verb]
+  if not by_res then by_res = {} keys[verb] = by_res end
+  local by_code = by_res[resource]
+  if not by_code then by_code = {} by_res[resource] = by_code end
+  local key = by_code[code]
+  if not key then
+    key = string.format('verb="%s",resource="%s",code="%d"', verb, resource, code)
+    by_code[code] = key
+  end
   self.counts[key] = (self.counts[key] or 0) + 1
 end
 

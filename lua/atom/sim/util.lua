@@ -298,15 +298,13 @@ function M.revise(obj, ...)
   return c
 end
 
-local uid_state = { n = 0 }
+-- A random (version 4) UUID, from two 64-bit draws instead of 16 byte draws and a table.
+local random = math.random
 function M.uid()
-  uid_state.n = uid_state.n + 1
-  local r = {}
-  for i = 1, 16 do r[i] = math.random(0, 255) end
-  r[7] = (r[7] & 0x0f) | 0x40
-  r[9] = (r[9] & 0x3f) | 0x80
-  return string.format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-    table.unpack(r))
+  local a, b = random(0), random(0)
+  return string.format("%08x-%04x-%04x-%04x-%04x%08x",
+    (a >> 32) & 0xffffffff, (a >> 16) & 0xffff, (a & 0x0fff) | 0x4000,
+    ((b >> 48) & 0x3fff) | 0x8000, (b >> 32) & 0xffff, b & 0xffffffff)
 end
 
 -- Integer-looking numbers as "3", not "3.0".
@@ -343,9 +341,12 @@ function M.get_path(obj, ...)
   return v
 end
 
+local function hex_char(h) return string.char(tonumber(h, 16)) end
 function M.url_decode(s)
+  -- most path segments and query values have nothing to decode
+  if not s:find("[%%+]") then return s end
   s = s:gsub("+", " ")
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+  return (s:gsub("%%(%x%x)", hex_char))
 end
 
 function M.parse_query(q)
