@@ -426,8 +426,12 @@ end
 
 -- Remove an object for good: emits DELETED, then runs garbage collection.
 function M:_remove(rk, info, final, cur)
-  local m = self.data[rk][ns_key(info, cur.metadata.namespace)]
+  local k = ns_key(info, cur.metadata.namespace)
+  local m = self.data[rk][k]
   m[cur.metadata.name] = nil
+  -- an emptied namespace's map goes too: lists sort the namespace keys, and a long-lived sim
+  -- would otherwise keep one per namespace it ever had, for every resource
+  if next(m) == nil then self.data[rk][k] = nil end
   local uid = cur.metadata.uid
   self.by_uid[uid] = nil
   self:_unlink(uid, cur)
@@ -507,7 +511,9 @@ function M:_terminate_namespace(ns)
   for rk, byns in pairs(self.data) do
     if rk ~= "namespaces" and byns[ns] then
       for _, name in ipairs(sorted_names(byns[ns])) do
-        if byns[ns][name] then self:delete(rk, ns, name, { propagation = "Background" }) end
+        -- an earlier delete may have emptied (and so dropped) the namespace's map
+        local m = byns[ns]
+        if m and m[name] then self:delete(rk, ns, name, { propagation = "Background" }) end
       end
     end
   end

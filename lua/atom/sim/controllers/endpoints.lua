@@ -53,6 +53,8 @@ return function(sim)
         if next(set) == nil then byns[k] = nil end
       end
     end
+    -- a deleted namespace leaves nothing behind in a long-lived sim
+    if next(byns) == nil then idx[ns] = nil end
   end
 
   -- Pods matching a plain-map selector, starting from its rarest label pair.
