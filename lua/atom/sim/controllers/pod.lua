@@ -172,7 +172,14 @@ return function(sim)
   local function write(pod, l, stage)
     local t = now()
     local spec = pod.spec or {}
-    local st = util.copy(sim, pod.status or {})
+    -- Every field below is set anew except the conditions, which are changed in
+    -- place: only they are copied deeply; the rest of the old status (immutable,
+    -- stored) is shared instead of deep-copying container statuses that are
+    -- replaced anyway.
+    local old_st = pod.status or {}
+    local st = {}
+    for k, v in pairs(old_st) do st[k] = v end
+    if old_st.conditions then st.conditions = util.copy(sim, old_st.conditions) end
     local phase = "Running"
     local ready, started, cstate, last = false, true, nil, nil
     local waiting_reason

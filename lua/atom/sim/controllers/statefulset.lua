@@ -92,7 +92,12 @@ return function(sim)
     pod.spec.hostname = pname
     pod.spec.subdomain = s.spec.serviceName
     local claims = ensure_claims(s, i)
-    pod.spec.volumes = pod.spec.volumes or {}
+    -- a list of the pod's own: the template's (shared, stored) is never appended to
+    local tvols = pod.spec.volumes
+    local vols = {}
+    for j, v in ipairs(tvols or {}) do vols[j] = v end
+    if tvols and getmetatable(tvols) == sim.util.array_mt then setmetatable(vols, sim.util.array_mt) end
+    pod.spec.volumes = vols
     for _, c in ipairs(claims) do
       local present = false
       for _, v in ipairs(pod.spec.volumes) do

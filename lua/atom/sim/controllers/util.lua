@@ -431,11 +431,15 @@ end
 
 -- Pod from a workload's template: labels, annotations and spec copied, an
 -- ownerReference to the controller, and the defaults the API server fills.
+-- The spec is copied one level deep: containers, volumes and the rest are
+-- shared with the owner's stored template, which is never mutated (nor is the
+-- pod once stored), instead of a deep copy per pod.
 function M.pod_from_template(sim, template, owner, owner_api, owner_kind, extra_labels)
   local tmeta = template.metadata or {}
   local labels = sim.util.copy(tmeta.labels or {})
   for k, v in pairs(extra_labels or {}) do labels[k] = v end
-  local spec = sim.util.copy(template.spec or {})
+  local spec = {}
+  for k, v in pairs(template.spec or {}) do spec[k] = v end
   spec.restartPolicy = spec.restartPolicy or "Always"
   spec.dnsPolicy = spec.dnsPolicy or "ClusterFirst"
   spec.schedulerName = spec.schedulerName or "default-scheduler"
