@@ -12,49 +12,56 @@ local SEP = "\n"
 local CONTAINER_LISTS = { containers = true, initContainers = true, ephemeralContainers = true }
 
 -- List semantics for the list at `path` (array of field names) in an object of `ctx.kind`.
--- Returns { smp_key = key|nil, smp_prim = bool, ssa = "map"|"set"|"atomic", keys = {...} }.
+-- Returns { smp_key = key|nil, smp_prim = bool, ssa = "map"|"set"|"atomic", keys = {...} }:
+-- shared constants, read-only for callers (this runs for every list of every write).
 local ATOMIC = { ssa = "atomic" }
+local function keyed(key, keys) return { smp_key = key, ssa = "map", keys = keys or { key } } end
+local BY_UID = keyed("uid")
+local PRIM_SET = { smp_prim = true, ssa = "set" }
+local BY_NAME = keyed("name")
+local BY_CONTAINER_PORT = keyed("containerPort", { "containerPort", "protocol" })
+local BY_PORT = keyed("port", { "port", "protocol" })
+local BY_MOUNT_PATH = keyed("mountPath")
+local BY_DEVICE_PATH = keyed("devicePath")
+local BY_IP = keyed("ip")
+local BY_TOPOLOGY = keyed("topologyKey", { "topologyKey", "whenUnsatisfiable" })
+local JOB_CONDITIONS = { smp_key = "type", ssa = "atomic" }
+local BY_TYPE = keyed("type")
 function M.list_info(ctx, path)
   local n = #path
   local name, parent = path[n], path[n - 1]
   if n == 2 and path[1] == "metadata" then
-    if name == "ownerReferences" then return { smp_key = "uid", ssa = "map", keys = { "uid" } } end
-    if name == "finalizers" then return { smp_prim = true, ssa = "set" } end
+    if name == "ownerReferences" then return BY_UID end
+    if name == "finalizers" then return PRIM_SET end
     return ATOMIC
   end
   if ctx.crd then return ATOMIC end
   if CONTAINER_LISTS[name] or name == "schedulingGates" or name == "resourceClaims" and parent ~= "resources" then
-    return { smp_key = "name", ssa = "map", keys = { "name" } }
+    return BY_NAME
   end
-  if name == "volumes" then return { smp_key = "name", ssa = "map", keys = { "name" } } end
+  if name == "volumes" then return BY_NAME end
   if name == "imagePullSecrets" then
     if ctx.kind == "ServiceAccount" and n == 1 then return ATOMIC end
-    return { smp_key = "name", ssa = "map", keys = { "name" } }
+    return BY_NAME
   end
-  if name == "env" and CONTAINER_LISTS[parent] then return { smp_key = "name", ssa = "map", keys = { "name" } } end
+  if name == "env" and CONTAINER_LISTS[parent] then return BY_NAME end
   if name == "ports" then
-    if CONTAINER_LISTS[parent] then
-      return { smp_key = "containerPort", ssa = "map", keys = { "containerPort", "protocol" } }
-    end
-    if ctx.kind == "Service" and n == 2 and path[1] == "spec" then
-      return { smp_key = "port", ssa = "map", keys = { "port", "protocol" } }
-    end
+    if CONTAINER_LISTS[parent] then return BY_CONTAINER_PORT end
+    if ctx.kind == "Service" and n == 2 and path[1] == "spec" then return BY_PORT end
     return ATOMIC
   end
-  if name == "volumeMounts" then return { smp_key = "mountPath", ssa = "map", keys = { "mountPath" } } end
-  if name == "volumeDevices" then return { smp_key = "devicePath", ssa = "map", keys = { "devicePath" } } end
-  if name == "hostAliases" then return { smp_key = "ip", ssa = "map", keys = { "ip" } } end
-  if name == "topologySpreadConstraints" then
-    return { smp_key = "topologyKey", ssa = "map", keys = { "topologyKey", "whenUnsatisfiable" } }
-  end
+  if name == "volumeMounts" then return BY_MOUNT_PATH end
+  if name == "volumeDevices" then return BY_DEVICE_PATH end
+  if name == "hostAliases" then return BY_IP end
+  if name == "topologySpreadConstraints" then return BY_TOPOLOGY end
   if name == "conditions" and path[1] == "status" then
-    if ctx.kind == "Job" then return { smp_key = "type", ssa = "atomic" } end
-    return { smp_key = "type", ssa = "map", keys = { "type" } }
+    if ctx.kind == "Job" then return JOB_CONDITIONS end
+    return BY_TYPE
   end
-  if name == "podIPs" and path[1] == "status" then return { smp_key = "ip", ssa = "map", keys = { "ip" } } end
-  if name == "addresses" and ctx.kind == "Node" then return { smp_key = "type", ssa = "map", keys = { "type" } } end
-  if name == "secrets" and ctx.kind == "ServiceAccount" then return { smp_key = "name", ssa = "map", keys = { "name" } } end
-  if name == "podCIDRs" and ctx.kind == "Node" then return { smp_prim = true, ssa = "set" } end
+  if name == "podIPs" and path[1] == "status" then return BY_IP end
+  if name == "addresses" and ctx.kind == "Node" then return BY_TYPE end
+  if name == "secrets" and ctx.kind == "ServiceAccount" then return BY_NAME end
+  if name == "podCIDRs" and ctx.kind == "Node" then return PRIM_SET end
   return ATOMIC
 end
 
@@ -374,10 +381,16 @@ end
 
 local DEFAULTS = { protocol = "TCP" }
 
+-- the sorted copy of each list_info keys table, made once
+local sorted_keys = setmetatable({}, { __mode = "k" })
 local function key_json(elem, keys)
   local parts = {}
-  local sorted = table.move(keys, 1, #keys, 1, {})
-  table.sort(sorted)
+  local sorted = sorted_keys[keys]
+  if not sorted then
+    sorted = table.move(keys, 1, #keys, 1, {})
+    table.sort(sorted)
+    sorted_keys[keys] = sorted
+  end
   for _, k in ipairs(sorted) do
     local v = elem[k]
     if v == nil then v = DEFAULTS[k] end
@@ -449,7 +462,8 @@ end
 -- The FieldsV1 trie of an object's fields, built as it is walked: the same value as
 -- to_fields_v1(fieldset(obj, ctx, with_status)) without making a path string per field and
 -- splitting it again, which was most of a create-by-apply's cost. A map or list gets a node
--- only once something is found under it, as a path would create it.
+-- only once something is found under it, as a path would create it. `path` is one stack of
+-- field names, pushed and popped as the walk goes (list_info and atomic_map only read it).
 local trie_fields
 local function trie_list(ctx, path, list, node, key)
   local li = M.list_info(ctx, path)
@@ -478,20 +492,24 @@ local function trie_list(ctx, path, list, node, key)
 end
 
 trie_fields = function(ctx, path, obj, node)
+  local depth = #path + 1
   for k, v in pairs(obj) do
     if type(k) == "string" then
       local key = "f:" .. k
-      local sub = push(path, k)
       if type(v) ~= "table" then
         if not node[key] then node[key] = {} end
-      elseif is_list(v) then
-        trie_list(ctx, sub, v, node, key)
-      elseif next(v) == nil or atomic_map(ctx, sub) then
-        if not node[key] then node[key] = {} end
       else
-        local t = node[key] or {}
-        trie_fields(ctx, sub, v, t)
-        if next(t) ~= nil then node[key] = t end
+        path[depth] = k
+        if is_list(v) then
+          trie_list(ctx, path, v, node, key)
+        elseif next(v) == nil or atomic_map(ctx, path) then
+          if not node[key] then node[key] = {} end
+        else
+          local t = node[key] or {}
+          trie_fields(ctx, path, v, t)
+          if next(t) ~= nil then node[key] = t end
+        end
+        path[depth] = nil
       end
     end
   end

@@ -97,10 +97,13 @@ local function name_causes(info, name)
   if not ok then
     return { cause("FieldValueInvalid", "metadata.name", string.format('Invalid value: "%s": %s', name, what)) }
   end
-  return {}
+  return nil
 end
 
 local WORKLOADS = { Deployment = true, ReplicaSet = true, StatefulSet = true, DaemonSet = true }
+-- Read-only stand-in for an absent map or list: object and default run on every write, and a
+-- fresh `{}` per absent field was most of what they allocated.
+local EMPTY = setmetatable({}, { __newindex = function() error("validate: EMPTY is read-only", 2) end })
 
 local function template_causes(info, obj, out)
   local spec = obj.spec
@@ -129,7 +132,7 @@ end
 -- Validation on create and on every update.
 function M.object(info, obj)
   local meta = obj.metadata
-  local out = name_causes(info, meta.name)
+  local out = name_causes(info, meta.name) or {}
   if info.group == "apiextensions.k8s.io" and info.kind == "CustomResourceDefinition" then
     local spec = obj.spec or {}
     local want = tostring(util.get_path(spec, "names", "plural")) .. "." .. tostring(spec.group)
@@ -145,8 +148,9 @@ function M.object(info, obj)
       out[#out + 1] = cause("FieldValueRequired", "spec.containers", "Required value")
     end
   end
-  for _, which in ipairs({ "labels", "annotations" }) do
-    for k in pairs(type(meta[which]) == "table" and meta[which] or {}) do
+  for i = 1, 2 do
+    local which = i == 1 and "labels" or "annotations"
+    for k in pairs(type(meta[which]) == "table" and meta[which] or EMPTY) do
       local bad = M.qualified_name_error(k)
       if bad then
         out[#out + 1] = cause("FieldValueInvalid", "metadata." .. which,
@@ -155,14 +159,14 @@ function M.object(info, obj)
     end
   end
   local ann_size = 0
-  for k, v in pairs(meta.annotations or {}) do
+  for k, v in pairs(meta.annotations or EMPTY) do
     ann_size = ann_size + #tostring(k) + (type(v) == "string" and #v or 0)
   end
   if ann_size > 262144 then
     out[#out + 1] = cause("FieldValueTooLong", "metadata.annotations",
       "Too long: may not be more than 262144 bytes")
   end
-  for k, v in pairs(meta.labels or {}) do
+  for k, v in pairs(meta.labels or EMPTY) do
     if type(v) ~= "string" or label_value_bad(v) then
       out[#out + 1] = cause("FieldValueInvalid", "metadata.labels",
         string.format('Invalid value: "%s": a valid label must be an empty string or consist of alphanumeric characters, \'-\', \'_\' or \'.\', and must start and end with an alphanumeric character', tostring(v)))
@@ -286,10 +290,11 @@ local function default_template(tpl)
   ps.terminationGracePeriodSeconds = ps.terminationGracePeriodSeconds or 30
   ps.dnsPolicy = ps.dnsPolicy or "ClusterFirst"
   ps.schedulerName = ps.schedulerName or "default-scheduler"
-  for _, list in ipairs({ ps.containers or {}, ps.initContainers or {} }) do
+  for i = 1, 2 do
+    local list = (i == 1 and ps.containers or ps.initContainers) or EMPTY
     for _, c in ipairs(list) do
       if type(c) == "table" then
-        for _, p in ipairs(c.ports or {}) do
+        for _, p in ipairs(c.ports or EMPTY) do
           if type(p) == "table" then p.protocol = p.protocol or "TCP" end
         end
         c.terminationMessagePath = c.terminationMessagePath or "/dev/termination-log"
