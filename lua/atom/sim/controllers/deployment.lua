@@ -63,13 +63,23 @@ return function(sim)
     return store:update(RS_RK, upd, util.OWNED) or rs
   end
 
+  -- One level of t copied (a fresh table when t is nil): the rest stays shared.
+  local function shallow(t)
+    local c = {}
+    for k, v in pairs(t or {}) do c[k] = v end
+    return c
+  end
+
+  -- The ReplicaSet's template and selector copy only the maps that get the
+  -- hash label; the pod spec is shared with the Deployment's stored template
+  -- (never mutated) instead of deep-copied per ReplicaSet.
   local function new_replica_set(d, hash, revision, initial, max_surge)
-    local tmpl = util.copy(sim, d.spec.template or {})
-    tmpl.metadata = tmpl.metadata or {}
-    tmpl.metadata.labels = tmpl.metadata.labels or {}
+    local tmpl = shallow(d.spec.template)
+    tmpl.metadata = shallow(tmpl.metadata)
+    tmpl.metadata.labels = shallow(tmpl.metadata.labels)
     tmpl.metadata.labels["pod-template-hash"] = hash
-    local sel = util.copy(sim, d.spec.selector or {})
-    sel.matchLabels = sel.matchLabels or {}
+    local sel = shallow(d.spec.selector)
+    sel.matchLabels = shallow(sel.matchLabels)
     sel.matchLabels["pod-template-hash"] = hash
     local rs = {
       apiVersion = "apps/v1",

@@ -145,7 +145,8 @@ return function(sim)
           labels = svc.metadata.labels and util.copy(sim, svc.metadata.labels) or nil },
         subsets = subsets }, util.OWNED)
     elseif not util.equal(ep.subsets, subsets) then
-      local upd = util.copy(sim, ep)
+      -- only subsets change: the rest is shared with the stored version (sim.util.revise)
+      local upd = sim.util.revise(ep)
       upd.subsets = subsets
       store:update(EP, upd, util.OWNED)
     end
@@ -180,7 +181,7 @@ return function(sim)
       }, name .. "-")
       if created then slice_of[uid] = created.metadata.name end
     elseif not util.equal(cur.endpoints, eps) or not util.equal(cur.ports, sports) then
-      local upd = util.copy(sim, cur)
+      local upd = sim.util.revise(cur)
       upd.endpoints, upd.ports = eps, sports
       store:update(SLICE, upd, util.OWNED)
     end
