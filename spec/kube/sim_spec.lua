@@ -111,4 +111,20 @@ describe("atom.kube against atom sim", function()
   it("reports a failed delete of an absent object as absent", function()
     assert.are.equal("absent", c:delete("v1", "ConfigMap", "default", "never-was"))
   end)
+
+  -- idle() may pump, and the completions it takes can empty the window: the rest must still
+  -- be sent. With a window of 2 and an idle that drains everything in flight, the loop used
+  -- to stop after the first requests and leave the others unsent.
+  it("request_many sends every request even when idle drains the window", function()
+    local reqs = {}
+    for i = 1, 12 do
+      reqs[i] = { method = "GET", path = "/api/v1/namespaces/default/configmaps", what = "list " .. i }
+    end
+    local seen = 0
+    local results = c:request_many(reqs, 2, function() seen = seen + 1 end, function()
+      while c:pump(0.05) > 0 do end
+    end)
+    assert.are.equal(12, seen)
+    for i = 1, 12 do assert.are.equal(200, results[i] and results[i].status, "request " .. i) end
+  end)
 end)

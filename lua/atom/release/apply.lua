@@ -207,7 +207,7 @@ local function apply_group(client, group, opts, unapplied)
     if unapplied then unapplied[util.key(group[i])] = nil end
     if on_applied and live then on_applied(live) end
   end
-  client:apply_many(group, {
+  local results = client:apply_many(group, {
     force = true, field_manager = "atom", dry_run = opts.dry_run,
     raw = on_applied and answer_needed and function(i) return not answer_needed(group[i]) end,
     on_result = function(i, r)
@@ -217,6 +217,13 @@ local function apply_group(client, group, opts, unapplied)
     end,
     idle = unapplied and function() hand_on_events(client, unapplied) end,
   })
+  -- Every object has its answer, or the apply is not done: never report one as applied
+  -- that was not sent.
+  for i = 1, #group do
+    if results[i] == nil then
+      return nil, string.format("applying %s: no answer from the server", util.show(group[i]))
+    end
+  end
   table.sort(failed, function(a, b) return a.i < b.i end)
   for _, f in ipairs(failed) do
     local i, err = f.i, f.err
