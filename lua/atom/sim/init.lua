@@ -146,16 +146,23 @@ function M.new(opts)
   self.watchers, self.watch_by_rk, self.watch_by_name = {}, {}, {}
   self.ready_times = {}
   self.bookmark_interval = opts.bookmark_interval
+  -- Every store event passes here: the name-pinned index is only consulted (a key string per
+  -- event) while some watch is pinned to a name, and nothing is allocated for an event no
+  -- watcher gets.
   self.store:subscribe(function(typ, rk, obj, old)
     local ws = self.watch_by_rk[rk]
-    local named = self.watch_by_name[rk .. "\0" .. tostring(obj.metadata.name)]
-    local named_old = old and old.metadata.name ~= obj.metadata.name
-      and self.watch_by_name[rk .. "\0" .. tostring(old.metadata.name)] or nil
-    if (ws and next(ws)) or named or named_old then
+    if ws and next(ws) == nil then ws = nil end
+    local named, named_old
+    if next(self.watch_by_name) ~= nil then
+      named = self.watch_by_name[rk .. "\0" .. tostring(obj.metadata.name)]
+      named_old = old and old.metadata.name ~= obj.metadata.name
+        and self.watch_by_name[rk .. "\0" .. tostring(old.metadata.name)] or nil
+    end
+    if ws or named or named_old then
       local ev = { type = typ, rk = rk, obj = obj, old = old, rv = tonumber(obj.metadata.resourceVersion) or self.store.rv }
-      for _, set in ipairs({ ws or {}, named or {}, named_old or {} }) do
-        for _, w in pairs(set) do api.deliver(self, w, ev) end
-      end
+      if ws then for _, w in pairs(ws) do api.deliver(self, w, ev) end end
+      if named then for _, w in pairs(named) do api.deliver(self, w, ev) end end
+      if named_old then for _, w in pairs(named_old) do api.deliver(self, w, ev) end end
     end
   end)
   self.store:subscribe(function(typ, rk, obj)
