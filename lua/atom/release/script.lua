@@ -162,7 +162,8 @@ local function lua_raw_copy(root)
   return copy(root)
 end
 
-local c_raw_copy = core.raw_copy
+-- An atom.core built before core.raw_copy existed (a stale rock) still loads scripts.
+local c_raw_copy = core.raw_copy or function() return nil end
 local function raw_copy(root)
   local out = c_raw_copy(root)
   if out == nil and root ~= nil then return lua_raw_copy(root) end
