@@ -213,10 +213,14 @@ return function(sim)
     if rk == "pods" then
       local ns, name = obj.metadata.namespace, obj.metadata.name
       local labels, olabels = obj.metadata.labels, old and old.metadata.labels
+      -- a pod without an IP is in no endpoints: its arrival or departure changes nothing
+      local has_ip = (obj.status and obj.status.podIP) or (old and old.status and old.status.podIP)
       if ev == "DELETED" then
         index_remove(pod_by_pair, ns, pairs_of(labels), name)
+        if not has_ip then return end
       elseif ev == "ADDED" then
         index_add(pod_by_pair, ns, pairs_of(labels), name)
+        if not has_ip then return end
       elseif labels ~= olabels and not util.equal(labels, olabels) then
         index_remove(pod_by_pair, ns, pairs_of(olabels), name)
         index_add(pod_by_pair, ns, pairs_of(labels), name)
