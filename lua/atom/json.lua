@@ -135,8 +135,17 @@ local function restore_empty_lists(v)
   end
 end
 
+-- Whether s may hold an empty list: "[" then "]" or white space (what %[%s*%] would find).
+-- Plain searches: the pattern walked every character, 18 us for a 3 KB Deployment against
+-- 0.5 us, almost as long as decoding it.
+local function may_have_empty_list(s)
+  return s:find("[]", 1, true) or s:find("[ ", 1, true) or s:find("[\n", 1, true)
+    or s:find("[\r", 1, true) or s:find("[\t", 1, true) or s:find("[\v", 1, true)
+    or s:find("[\f", 1, true)
+end
+
 function json.decode(s)
-  if not s:find("%[%s*%]") then return cj.decode(s) end
+  if not may_have_empty_list(s) then return cj.decode(s) end
   local v = cj.decode(mark_empty_lists(s))
   if type(v) == "table" then
     if v[1] == SENTINEL and v[2] == nil then
