@@ -162,3 +162,30 @@ return { faults = {
     assert(ok, err)
   end)
 end)
+
+-- An apply longer than the lease: the run renews it while the answers are slow to come, so
+-- a second run is still refused, and the first ends Running.
+describe("a release whose apply outlasts its lease", function()
+  it("keeps the lease through the apply", function()
+    local dir = S.script(S.RELEASE)
+    local scen = S.script("", nil) .. "/scenario.lua"
+    local f = assert(io.open(scen, "w"))
+    f:write('return { faults = { { verb = "patch", resource = "configmaps", latency = 2.5 } } }\n')
+    f:close()
+    local s = S.sim({ time_scale = 1, ready_after = 0.2, scenario = scen })
+    local ok, err = pcall(function()
+      local first = S.bg(s, "run " .. dir .. "/release.lua -q --lease-duration 1", { env = { "NAME=ka", "NS=ka" } })
+      assert.truthy(S.eventually(function() return S.state(s, "ka", "ka") == "Pending" end, 20), first.stderr())
+      -- well past the 1 s lease, with the ConfigMaps' answers still 2.5 s away
+      S.sleep(1.6)
+      assert.are.equal("Pending", S.state(s, "ka", "ka"))
+      local second = S.atom(s, "run " .. dir .. "/release.lua -q", { env = { "NAME=ka", "NS=ka", "V=2" }, timeout = 60 })
+      assert.are.equal(5, second.code, second.stderr)
+      assert.matches("held by", second.stderr)
+      assert.are.equal(0, first.wait(60), first.stderr())
+      assert.are.equal("Running", S.state(s, "ka", "ka"))
+    end)
+    s.stop()
+    assert(ok, err)
+  end)
+end)

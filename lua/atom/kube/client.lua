@@ -230,8 +230,9 @@ end
 -- results[i] = { status =, body =, headers = } or { err = }. on_result(i, r)
 -- sees each as it arrives and may return what to keep instead; idle() runs
 -- after each round of completions, outside any handler (callers hand on
--- watch events there rather than letting them pile up).
-function Client:request_many(reqs, window, on_result, idle)
+-- watch events there rather than letting them pile up), and at least every
+-- idle_every seconds (default 1) while answers are slow to come.
+function Client:request_many(reqs, window, on_result, idle, idle_every)
   window = window or self.window
   local results, next_i, active, n = {}, 1, 0, #reqs
   local function launch()
@@ -254,7 +255,7 @@ function Client:request_many(reqs, window, on_result, idle)
   -- and completions it takes can empty the window before the rest were sent (at 5,000
   -- objects on a busy machine, the last few hundred were never applied).
   while active > 0 or next_i <= n do
-    if active > 0 then self:_pump(1) end
+    if active > 0 then self:_pump(idle_every or 1) end
     launch()
     if idle then idle() end
   end
@@ -407,6 +408,7 @@ end
 -- release's answers are most of its memory). opts.idle: see request_many.
 -- opts.raw(i) -> true: object i's answer is left undecoded (result.object is
 -- the JSON text), for a caller that reads little or nothing of it.
+-- opts.idle_every: see request_many.
 function Client:apply_many(objs, opts)
   opts = opts or {}
   local o = { field_manager = opts.field_manager, force = opts.force, dry_run = opts.dry_run }
@@ -436,7 +438,7 @@ function Client:apply_many(objs, opts)
     end
     results[i] = res
     return true
-  end, opts.idle)
+  end, opts.idle, opts.idle_every)
   return results
 end
 

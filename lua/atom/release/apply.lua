@@ -18,13 +18,17 @@
 --       name alone (unless the answer shows a status or a deletion under way, then it is
 --       read as usual); watch events arriving meanwhile go on to the observers
 --       (util.poll) once the object they are about has been through on_applied
+--       opts.keepalive(): called at least every opts.keepalive_every seconds while the
+--       apply and the prune run (the engine renews its lease there: a large apply on a slow
+--       server can outlast it)
 --       server-side apply (field manager atom, force) in dependency order, concurrently
 --       within each group; immutable-field refusals recreate objects annotated
 --       atom.dev/recreate (or atom/recreate) "true", and are an error otherwise.
 --   apply.prune(client, release_name, keep, kinds, opts) -> deleted | nil, err
 --       (opts.namespace: the release's namespace, part of what marks its objects;
 --       opts.keep_namespace: a Namespace never pruned, the one holding the records; opts.dry_run;
---       opts.live: apply.live's answer taken before the apply, instead of listing now)
+--       opts.live: apply.live's answer taken before the apply, instead of listing now;
+--       opts.keepalive: as for apply)
 --       deletes live objects carrying this release's label, of the given kinds, that are
 --       not in `keep` (prepared objects); never touches an object without the label.
 -- The caller owns every table passed in; prepared objects are new tables down to their
@@ -215,7 +219,11 @@ local function apply_group(client, group, opts, unapplied)
       if not err and type(live) == "string" then live, err = undecoded(group[i], live) end
       if err then failed[#failed + 1] = { i = i, err = err } else handed(i, live) end
     end,
-    idle = unapplied and function() hand_on_events(client, unapplied) end,
+    idle = function()
+      if unapplied then hand_on_events(client, unapplied) end
+      if opts.keepalive then opts.keepalive() end
+    end,
+    idle_every = opts.keepalive_every,
   })
   -- Every object has its answer, or the apply is not done: never report one as applied
   -- that was not sent.
@@ -340,6 +348,7 @@ function apply.prune(client, release_name, keep, kinds, opts)
   table.sort(doomed, function(a, b) return apply.group(a) > apply.group(b) end)
   if opts.dry_run then return doomed end
   for _, o in ipairs(doomed) do
+    if opts.keepalive then opts.keepalive() end
     local md = o.metadata
     local _, derr = client:delete(o.apiVersion, o.kind, md.namespace, md.name, { propagation = "Background" })
     if derr then return nil, string.format("pruning %s: %s", util.show(o), describe(derr)) end

@@ -64,6 +64,14 @@ function Engine:settle()
   while self.in_flight > 0 do self.client:pump(1) end
 end
 
+-- Renews the lease when a third of it has passed; a lost lease is noted (lease_lost) and
+-- ends the run at its next step, as in a wait.
+function Engine:keepalive()
+  if not self.lease or self.lease_lost then return end
+  local ok, err = self.lease:renew()
+  if not ok then self.lease_lost = tostring(err) end
+end
+
 function Engine:status()
   return self.atom and self.atom.status or {}
 end
@@ -153,12 +161,18 @@ function Engine:apply_version(n, phase)
   local obs, oerr = wait.observe(self.client, self:observe_opts(known, phase))
   if not obs then return nil, "watching: " .. describe(oerr) end
   local function log(msg) self:log({ { "release", self.name }, { "version", n }, { "msg", msg } }) end
+  local function keepalive() self:keepalive() end
+  local keepalive_every = self.lease and self.lease.duration / 3 or nil
   local prepared, err = apply.apply(self.client, self.name, n, v.objects, self.namespace,
     { log = log, prepared = prepared_of, on_applied = function(live) obs:applied(live) end,
-      answer_needed = function(o) return obs:wants_answer(o) end })
+      answer_needed = function(o) return obs:wants_answer(o) end,
+      keepalive = keepalive, keepalive_every = keepalive_every })
+  if self.lease_lost then obs:close(); error(self.lease_lost, 0) end
   if not prepared then obs:close(); return nil, err end
   local pruned, perr = apply.prune(self.client, self.name, prepared, kinds,
-    { namespace = self.namespace, keep_namespace = self.namespace, log = log, live = owned })
+    { namespace = self.namespace, keep_namespace = self.namespace, log = log, live = owned,
+      keepalive = keepalive })
+  if self.lease_lost then obs:close(); error(self.lease_lost, 0) end
   if not pruned then obs:close(); return nil, perr end
   local ok, aerr = obs:add(prepared)
   if not ok then obs:close(); return nil, "watching: " .. describe(aerr) end
