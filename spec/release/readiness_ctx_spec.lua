@@ -1,5 +1,5 @@
 -- The ctx the waiter hands to readiness checks, end to end against `atom sim`:
---   * a Deployment whose pods cannot pull their image, or keep crashing, fails fast
+--   * a Deployment (or StatefulSet) whose pods cannot pull their image, or keep crashing, fails fast
 --     (Error, not Deadline) once it has sat unchanged for longer than fail_fast_after,
 --     long before its deadline;
 --   * before that grace period the pods are not looked at;
@@ -76,6 +76,23 @@ describe("readiness ctx #kubectl", function()
     assert.truthy(waiting == "ErrImagePull" or waiting == "ImagePullBackOff", why)
     -- the first version's image is back
     assert.are.equal("nginx:1.27", S.image(s, "pull", "web"))
+  end)
+
+  it("fails a StatefulSet whose pods cannot pull their image fast too", function()
+    local dir = S.script([[
+local atom = require "atom"
+return { name = "db", namespace = "db", deadline = 120, objects = {
+  { apiVersion = "apps/v1", kind = "StatefulSet", metadata = { name = "db" },
+    spec = { replicas = 2, serviceName = "db", selector = { matchLabels = { app = "db" } },
+      template = { metadata = { labels = { app = "db" } },
+        spec = { containers = { { name = "db", image = "postgres:does-not-exist" } } } } } },
+} }
+]])
+    local r = run(dir, {})
+    assert.are.equal(3, r.code, r.stdout .. r.stderr)
+    local a = S.atom_record(s, "db", "db")
+    assert.are.same({ "Pending", "Updating", "Error", "Rollback", "Reverted" }, path_of(a))
+    assert.matches("StatefulSet/db/db failed: pod db%-0: container \"db\" is waiting: %a+", reason_to(a, "Error"))
   end)
 
   it("fails a rollout whose pods keep crashing fast too (CrashLoopBackOff)", function()

@@ -58,4 +58,32 @@ describe("statefulset readiness", function()
     assert.equal("progressing", (check(statefulset(nil))))
     assert.equal("progressing", (check(statefulset(status({ observedGeneration = 1 })))))
   end)
+
+  -- ctx.related as the waiter gives it to a StatefulSet stuck progressing: its pods.
+  local function pulling(name, rev)
+    return { metadata = { name = name, labels = { app = "nginx", ["controller-revision-hash"] = rev } },
+      spec = { restartPolicy = "Always", containers = { { name = "nginx" } } },
+      status = { phase = "Pending", containerStatuses = { { name = "nginx", ready = false,
+        state = { waiting = { reason = "ImagePullBackOff", message = "Back-off pulling image" } } } } } }
+  end
+  local function ctx_with(pods)
+    return { related = function(kind, sel)
+      assert.equal("Pod", kind)
+      assert.same({ matchLabels = { app = "nginx" } }, sel)
+      return pods
+    end }
+  end
+
+  it("fails fast when a pod of the update revision cannot start", function()
+    local s = status({ readyReplicas = 0, updatedReplicas = 0, updateRevision = "web-5c8f7d6b9" })
+    local state, msg = check(statefulset(s), ctx_with({ pulling("web-0", "web-5c8f7d6b9") }))
+    assert.equal("failed", state)
+    assert.matches('pod web%-0: container "nginx" is waiting: ImagePullBackOff', msg)
+  end)
+
+  it("does not fail for a pod of an older revision, which the update replaces", function()
+    local s = status({ readyReplicas = 2, updatedReplicas = 0, updateRevision = "web-5c8f7d6b9" })
+    local state = check(statefulset(s), ctx_with({ pulling("web-2", "web-6d4b7c9f8") }))
+    assert.equal("progressing", state)
+  end)
 end)

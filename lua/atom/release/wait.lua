@@ -32,7 +32,7 @@
 --     ctx.get(kind, name)     one live object in obj's namespace (or cluster-scoped),
 --                             fetched at most once per observer
 --     ctx.related(kind, sel)  live objects matching a label selector in obj's namespace;
---                             only given for a Deployment that has been progressing, with
+--                             only given for a Deployment or StatefulSet that has been progressing, with
 --                             no change, for longer than opts.fail_fast_after seconds
 --                             (default 5), and at most once per that period each: pods are
 --                             not listed on every check, yet a rollout whose pods cannot
@@ -55,7 +55,7 @@ local FINISHES = { Job = true, Pod = true }
 -- Kinds whose check can tell "failed" from the objects it owns (ctx.related) while the
 -- object itself still just says "progressing": these are re-checked, with related, once
 -- per grace period while they stay progressing.
-local FAIL_FAST = { Deployment = { apps = true, extensions = true } }
+local FAIL_FAST = { Deployment = { apps = true, extensions = true }, StatefulSet = { apps = true } }
 
 local DEFAULT_FAIL_FAST_AFTER = 5
 wait.DEFAULT_FAIL_FAST_AFTER = DEFAULT_FAIL_FAST_AFTER
