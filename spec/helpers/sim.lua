@@ -131,12 +131,15 @@ function M.start(opts)
 
   local s = { dir = dir, home = dir, kubeconfig = kubeconfig, stdout_file = stdout_file,
               stderr_file = stderr_file }
+  -- The shell creates a file before it writes into it: an empty rc is no exit code yet, and
+  -- a kubeconfig without its server line is not written yet.
+  local function exit_code() return tonumber(read_file(rc_file) or "") end
   local deadline = os.time() + (opts.start_timeout or 20)
   while true do
     local pid = tonumber(read_file(pid_file) or "")
     if pid and not s.pid then s.pid = pid end
-    if read_file(kubeconfig) then break end
-    if read_file(rc_file) or os.time() > deadline then
+    if (read_file(kubeconfig) or ""):match("server: %S+") then break end
+    if exit_code() or os.time() > deadline then
       local msg = "atom sim did not start: " .. (read_file(stderr_file) or "")
       if s.pid and alive(s.pid) then os.execute("kill -KILL " .. s.pid) end
       os.execute("rm -rf " .. shell_quote(dir))
@@ -155,8 +158,8 @@ function M.start(opts)
     if s.exit_code == nil then
       if s.pid and alive(s.pid) then os.execute("kill -" .. (sig or "TERM") .. " " .. s.pid) end
       local stop_deadline = os.time() + 20
-      while not read_file(rc_file) and os.time() <= stop_deadline do sleep(0.02) end
-      s.exit_code = tonumber(read_file(rc_file) or "")
+      while not exit_code() and os.time() <= stop_deadline do sleep(0.02) end
+      s.exit_code = exit_code()
       if s.exit_code == nil and s.pid then os.execute("kill -KILL " .. s.pid .. " 2>/dev/null") end
       s.final_stderr = read_file(stderr_file) or ""
       if not opts.keep then os.execute("rm -rf " .. shell_quote(dir)) end
