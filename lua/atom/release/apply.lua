@@ -155,7 +155,7 @@ local function prepared_key(client, obj, default_ns)
   if info.namespaced then
     ns = (md.namespace and md.namespace ~= "") and md.namespace or default_ns
   end
-  return string.format("%s/%s/%s/%s", util.group_of(obj.apiVersion), obj.kind, ns, md.name)
+  return util.key_of(obj.apiVersion, obj.kind, ns, md.name)
 end
 
 local function event_key(ev)
@@ -164,7 +164,7 @@ local function event_key(ev)
   local w = ev.watcher
   local av, kind = o.apiVersion, o.kind
   if type(w) == "table" then av, kind = av or w.api_version, kind or w.kind end
-  return string.format("%s/%s/%s/%s", util.group_of(av), kind, o.metadata.namespace or "", o.metadata.name)
+  return util.key_of(av, kind, o.metadata.namespace, o.metadata.name)
 end
 
 -- Watch events that arrive while the apply runs go to the observers as they come, rather

@@ -79,10 +79,13 @@ function util.group_of(api_version)
 end
 
 -- Identity of an object across versions: the group, not the version, names a kind.
+function util.key_of(api_version, kind, namespace, name)
+  return util.group_of(api_version) .. "/" .. tostring(kind) .. "/" .. (namespace or "") .. "/" .. tostring(name)
+end
+
 function util.key(obj)
   local md = obj.metadata or {}
-  return util.group_of(obj.apiVersion) .. "/" .. tostring(obj.kind) .. "/" .. (md.namespace or "") .. "/"
-    .. tostring(md.name)
+  return util.key_of(obj.apiVersion, obj.kind, md.namespace, md.name)
 end
 
 -- "Kind/name" or "Kind/namespace/name", for people.

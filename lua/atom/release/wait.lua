@@ -77,9 +77,7 @@ local BUILTIN_GROUPS = { [""] = true, apps = true, batch = true, autoscaling = t
   ["resource.k8s.io"] = true, ["authentication.k8s.io"] = true, ["authorization.k8s.io"] = true,
   ["internal.apiserver.k8s.io"] = true, ["storagemigration.k8s.io"] = true }
 
-local function group_of(api_version)
-  return type(api_version) == "string" and api_version:match("^(.*)/[^/]*$") or ""
-end
+local group_of = util.group_of
 
 -- Whether version `version` of a CustomResourceDefinition declares status.conditions.
 function wait.crd_declares_conditions(crd, version)
