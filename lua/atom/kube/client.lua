@@ -353,6 +353,15 @@ function Client:list(api_version, kind, namespace, opts)
   return items, rv, token
 end
 
+-- Sends a request built by one of the _*_req methods (given with its build error) and
+-- returns the decoded answer | nil, err.
+function Client:_body(req, rerr)
+  if not req then return nil, rerr end
+  local status, body = self:request(req)
+  if not status then return nil, body end
+  return body
+end
+
 function Client:_write_req(method, obj, sub, verb)
   local av, kind, ns, name = obj_ref(obj)
   local info, tns = self:_target(av, kind, ns, false, verb, name)
@@ -362,11 +371,7 @@ function Client:_write_req(method, obj, sub, verb)
 end
 
 function Client:_write(method, obj, sub, verb)
-  local req, rerr = self:_write_req(method, obj, sub, verb)
-  if not req then return nil, rerr end
-  local status, body = self:request(req)
-  if not status then return nil, body end
-  return body
+  return self:_body(self:_write_req(method, obj, sub, verb))
 end
 
 function Client:create(obj) return self:_write("POST", obj, nil, "create") end
@@ -396,11 +401,7 @@ end
 -- Server-side apply. opts: force (take over conflicting fields; default
 -- false, as kubectl), dry_run, field_manager (default "atom").
 function Client:apply(obj, opts)
-  local req, rerr = self:_apply_req(obj, opts or {})
-  if not req then return nil, rerr end
-  local status, body = self:request(req)
-  if not status then return nil, body end
-  return body
+  return self:_body(self:_apply_req(obj, opts or {}))
 end
 
 -- opts.on_result(i, result): each result as it arrives; the returned list then
@@ -462,11 +463,7 @@ function Client:_patch_req(api_version, kind, namespace, name, patch, ptype)
 end
 
 function Client:patch(api_version, kind, namespace, name, patch, ptype)
-  local req, rerr = self:_patch_req(api_version, kind, namespace, name, patch, ptype)
-  if not req then return nil, rerr end
-  local status, body = self:request(req)
-  if not status then return nil, body end
-  return body
+  return self:_body(self:_patch_req(api_version, kind, namespace, name, patch, ptype))
 end
 
 function Client:_delete_req(api_version, kind, namespace, name, opts)
@@ -541,11 +538,7 @@ function Client:_event_req(involved, opts)
 end
 
 function Client:event(involved, opts)
-  local req, rerr = self:_event_req(involved, opts)
-  if not req then return nil, rerr end
-  local status, body = self:request(req)
-  if not status then return nil, body end
-  return body
+  return self:_body(self:_event_req(involved, opts))
 end
 
 -- Sends a request built by one of the _*_req methods without waiting for it: done(status,
