@@ -269,8 +269,8 @@ function records.get_version(client, namespace, release, n)
            rollback_of = util.int(spec.rollbackOf) }
 end
 
--- The request set_version_state sends (nil for the empty version), for a caller that sends
--- it in the background.
+-- The request that records a version's state (nil for the empty version), for a caller
+-- that sends it in the background.
 function records.version_state_req(client, namespace, release, n, state)
   if not n or n == 0 then return nil end
   local req = client:_patch_req(records.API_VERSION, "AtomVersion", namespace, records.version_name(release, n),
@@ -278,12 +278,6 @@ function records.version_state_req(client, namespace, release, n, state)
   -- The answer carries the version's whole payload, and nothing reads it.
   if req then req.raw = true end
   return req
-end
-
-function records.set_version_state(client, namespace, release, n, state)
-  if not n or n == 0 then return true end
-  return client:patch(records.API_VERSION, "AtomVersion", namespace, records.version_name(release, n),
-    { status = { state = state } }, "merge")
 end
 
 -- Versions of a release (main objects only, no payload), oldest first.
