@@ -20,6 +20,15 @@ local function reason_to(atom, state)
   end
 end
 
+-- A run that failed fast: exit 3, its transitions from the from-th (default 1) on Error (not
+-- Deadline) and back; returns why it failed.
+local function failed_fast(sim, name, r, from)
+  assert.are.equal(3, r.code, r.stdout .. r.stderr)
+  local a = S.atom_record(sim, name, name)
+  assert.are.same({ "Pending", "Updating", "Error", "Rollback", "Reverted" }, { table.unpack(path_of(a), from or 1) })
+  return reason_to(a, "Error")
+end
+
 local function crd(kind, plural, with_conditions)
   local status = with_conditions
     and string.format([[status = { type = "object", properties = { conditions = { type = "array",
@@ -67,10 +76,7 @@ describe("readiness ctx #kubectl", function()
     local r1 = run(dir, { "NAME=pull", "NS=pull", "V=1" })
     assert.are.equal(0, r1.code, r1.stderr)
     local r2 = run(dir, { "NAME=pull", "NS=pull", "V=2", "TAG=does-not-exist", "DEADLINE=120" })
-    assert.are.equal(3, r2.code, r2.stdout .. r2.stderr)
-    local a = S.atom_record(s, "pull", "pull")
-    assert.are.same({ "Pending", "Updating", "Error", "Rollback", "Reverted" }, { table.unpack(path_of(a), 4) })
-    local why = reason_to(a, "Error")
+    local why = failed_fast(s, "pull", r2, 4)
     assert.matches("Deployment/pull/web failed: pod web%-[%w-]+: container \"web\" is waiting: [%a]+", why)
     local waiting = why:match("is waiting: (%a+)")
     assert.truthy(waiting == "ErrImagePull" or waiting == "ImagePullBackOff", why)
@@ -88,11 +94,8 @@ return { name = "db", namespace = "db", deadline = 120, objects = {
         spec = { containers = { { name = "db", image = "postgres:does-not-exist" } } } } } },
 } }
 ]])
-    local r = run(dir, {})
-    assert.are.equal(3, r.code, r.stdout .. r.stderr)
-    local a = S.atom_record(s, "db", "db")
-    assert.are.same({ "Pending", "Updating", "Error", "Rollback", "Reverted" }, path_of(a))
-    assert.matches("StatefulSet/db/db failed: pod db%-0: container \"db\" is waiting: %a+", reason_to(a, "Error"))
+    assert.matches("StatefulSet/db/db failed: pod db%-0: container \"db\" is waiting: %a+",
+      failed_fast(s, "db", run(dir, {})))
   end)
 
   it("fails a rollout whose pods keep crashing fast too (CrashLoopBackOff)", function()
@@ -102,11 +105,8 @@ return { name = "db", namespace = "db", deadline = 120, objects = {
       local dir = S.script(S.RELEASE)
       local r = S.atom(cs, "run " .. dir .. "/release.lua -q",
         { env = { "NAME=crash", "NS=crash", "TAG=crash", "DEADLINE=120" }, timeout = 120 })
-      assert.are.equal(3, r.code, r.stdout .. r.stderr)
-      local a = S.atom_record(cs, "crash", "crash")
-      assert.are.same({ "Pending", "Updating", "Error", "Rollback", "Reverted" }, path_of(a))
       assert.matches("Deployment/crash/web failed: pod web%-[%w-]+: container \"web\" is waiting: CrashLoopBackOff",
-        reason_to(a, "Error"))
+        failed_fast(cs, "crash", r))
     end)
     cs.stop()
     assert(ok, err)
