@@ -6,6 +6,8 @@
 #   release.sh OUT LOG kubectl KUBECONFIG WORKDIR KUBECTL_BIN TIMEOUT ROLLOUT(0|1) NS...
 #
 # OUT lines:  start EPOCH | proc WALL USER SYS MAXRSS_KB EXIT ARGV0-VERB | end EPOCH | exit CODE
+# end is when the last client process returned, not when this script's own bookkeeping
+# after it finished.
 # CPU comes from bash's `time` (wait4 rusage, millisecond precision: GNU time prints only
 # centiseconds); peak RSS from GNU time's %M. Both include the few hundred microseconds of
 # GNU time itself, the same for every client process.
@@ -22,6 +24,8 @@ run() {
   local TIMEFORMAT='%3R %3U %3S'
   { time /usr/bin/time -f '%M %x' -o "$scratch/rss" "$@" </dev/null >>"$log" 2>&1; } 2>"$scratch/cpu"
   local code=$?
+  # Taken before the bookkeeping below, which forks tail and cat (about 3 ms).
+  last_exit=$EPOCHREALTIME
   local rss exit_code
   read -r rss exit_code < <(tail -n1 "$scratch/rss")
   echo "proc $(cat "$scratch/cpu") ${rss:-0} ${exit_code:-$code} $label" >>"$out"
@@ -60,6 +64,6 @@ case $tool in
     rc=2
     ;;
 esac
-echo "end $EPOCHREALTIME" >>"$out"
+echo "end ${last_exit:-$EPOCHREALTIME}" >>"$out"
 echo "exit $rc" >>"$out"
 exit "$rc"
