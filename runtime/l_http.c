@@ -101,6 +101,11 @@ typedef struct http_conn {
     size_t nfds, capfds;
     double timer_at; /* monotonic seconds; < 0 = no timer */
     int closed;
+    /* The server's protocol as its answers showed it (0 until one came, then 1 or 2).
+     * PIPEWAIT makes a request wait for a busy connection in the hope it multiplexes;
+     * once the server is known to speak HTTP/1.1 that hope is false and the wait
+     * serialises requests that could run side by side. */
+    int http_major;
 } http_conn;
 
 static int buf_add(buf *b, const char *data, size_t n)
@@ -229,7 +234,7 @@ static int req_setup(http_conn *c, http_req *r)
     curl_easy_setopt(e, CURLOPT_URL, r->url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, c->http_major == 1 ? 0L : 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -846,6 +851,8 @@ static void push_report(lua_State *L, http_conn *c, http_req *r, lua_Integer *n)
     lua_setfield(L, -2, "connects");
     long hv = 0;
     curl_easy_getinfo(r->easy, CURLINFO_HTTP_VERSION, &hv);
+    if (hv != 0)
+        c->http_major = hv == CURL_HTTP_VERSION_2_0 ? 2 : 1;
     if (hv == CURL_HTTP_VERSION_2_0) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "h2");
