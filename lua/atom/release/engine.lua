@@ -191,7 +191,7 @@ end
 function Engine:wait_for(n, deadline_at, phase)
   local ob = self.observer
   local obs
-  if ob and ob.version == n and ob.phase == phase then
+  if ob and ob.version == n and ob.phase == phase and not ob.done then
     obs = ob.obs
   else
     self:drop_observer()
@@ -208,7 +208,9 @@ function Engine:wait_for(n, deadline_at, phase)
     tick = function() return self:tick() end,
     tick_every = self.lease and math.min(0.5, self.lease.duration / 3) or 0.5,
   })
-  self:drop_observer()
+  -- Closed later (the next apply, a hook, the run's end): closing is a few watch streams
+  -- torn down, which at the run's end overlaps the last writes instead of preceding them.
+  if self.observer then self.observer.done = true end
   self.progress:finish()
   if not outcome then error(describe(message), 0) end
   self.not_ready = not_ready or {}
@@ -317,6 +319,11 @@ end
 function Engine:hook(phase, from, to, why)
   local rel = self:script()
   if not rel or not rel.run_hook then return true end
+  -- A hook may take long and use the client: a finished wait's watches are not left open
+  -- under it.
+  if self.observer and self.observer.done and rel.hooks and (rel.hooks[phase] or {})[to] then
+    self:drop_observer()
+  end
   local ok, res, msg = pcall(rel.run_hook, rel, phase, to, self:hook_ctx(from, to, why))
   if not ok then res, msg = nil, res end
   if res then return true end

@@ -100,7 +100,6 @@ local function drive(client, ns, name, plan, eo)
   local e = engine.new({ client = client, namespace = ns, name = name, lease = l, plan = plan,
                          progress = view, interrupted = eo.interrupted, atom = atom })
   local final, msg, status = e:drive()
-  e:drop_observer()
   view:finish()
   -- The lease goes back together with the last transition's background writes: the
   -- record, written first, already says how the run ended.
@@ -108,6 +107,8 @@ local function drive(client, ns, name, plan, eo)
     local req = l:release_req()
     if req then e:background(req) end
   end
+  -- After the writes are queued: closing the watches sends them on their way.
+  e:drop_observer()
   e:settle()
   if not final then
     return fail(status == "ATOM_EBUSY" and "busy" or "kube", msg)
