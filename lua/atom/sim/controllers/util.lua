@@ -5,6 +5,8 @@
 -- in the objects these constructors return, which the calling controller keeps
 -- in its own closure.
 
+local core = require("atom.core")
+
 local M = {}
 
 -- Store write options for a table the controller built (or copied) for this write and drops
@@ -274,27 +276,15 @@ end
 -- no look-alike digits), so names look like the real ones.
 local ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
--- pod-template-hash / controller-revision-hash of a pod template: FNV-1a over
--- the fingerprint, printed in the safe alphabet (10 chars like the real one).
+-- pod-template-hash / controller-revision-hash of a pod template: a hash of the
+-- fingerprint, printed in the safe alphabet (10 chars like the real one). SHA-256 from
+-- atom.core: FNV-1a written in Lua was 4% of the sim at 1,000 Deployments.
 function M.template_hash(template)
   local parts = {}
   fingerprint(template, parts)
-  local s = table.concat(parts)
-  local h = 2166136261
-  local byte = string.byte
-  local n = #s
-  -- Four bytes per step: the same spread for this purpose at a quarter of
-  -- the interpreter steps.
-  for i = 1, n - 3, 4 do
-    local a, b, c, d = byte(s, i, i + 3)
-    h = ((h ~ (a | (b << 8) | (c << 16) | (d << 24))) * 16777619) & 0xffffffff
-  end
-  for i = n - n % 4 + 1, n do
-    h = ((h ~ byte(s, i)) * 16777619) & 0xffffffff
-  end
-  local h2 = (h * 2654435761 + #s) & 0xffffffffff
+  -- 13 hex digits are 52 bits, more than the 27^10 names the 10 characters can hold.
+  local n = tonumber(core.sha256_hex(table.concat(parts)):sub(1, 13), 16)
   local out = {}
-  local n = (h2 << 20) | h
   for i = 1, 10 do
     local d = n % #ALPHABET
     out[i] = ALPHABET:sub(d + 1, d + 1)
