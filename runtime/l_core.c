@@ -70,6 +70,9 @@ typedef struct yaml_box {
     yaml_event_t event;
     int parser_ready, doc_ready, event_ready;
     long nodes;
+    /* Where scalars tagged !!str begin (byte offsets, increasing), for the document
+     * loader's path: its nodes carry the str tag whether it was written or not. */
+    size_t *str_marks, nstr, capstr;
 } yaml_box;
 
 static void yaml_box_free(yaml_box *b)
@@ -86,6 +89,9 @@ static void yaml_box_free(yaml_box *b)
         yaml_parser_delete(&b->parser);
         b->parser_ready = 0;
     }
+    free(b->str_marks);
+    b->str_marks = NULL;
+    b->nstr = b->capstr = 0;
 }
 
 static int yaml_box_gc(lua_State *L)
@@ -180,12 +186,13 @@ static int push_float(lua_State *L, const char *s)
     return 1;
 }
 
-/* tag as the document loader resolves it: no tag or "!" reads as the default. */
-static void push_scalar_text(lua_State *L, const char *s, size_t len, int plain, const char *tag)
+/* explicit_tag: the document wrote a tag (other than "!"). No tag reads as the default,
+ * which is the str tag itself: only the flag tells `!!str 12` (text) from `12`. */
+static void push_scalar_text(lua_State *L, const char *s, size_t len, int plain, const char *tag,
+                             int explicit_tag)
 {
     if (tag == NULL || strcmp(tag, "!") == 0)
         tag = YAML_DEFAULT_SCALAR_TAG;
-    int explicit_tag = strcmp(tag, YAML_DEFAULT_SCALAR_TAG) != 0;
 
     if (explicit_tag && strcmp(tag, YAML_STR_TAG) == 0) {
         lua_pushlstring(L, s, len);
@@ -212,10 +219,59 @@ static void push_scalar_text(lua_State *L, const char *s, size_t len, int plain,
     lua_pushlstring(L, s, len);
 }
 
-static void push_scalar(lua_State *L, yaml_node_t *node)
+static int yaml_str_marked(const yaml_box *b, size_t index)
 {
+    size_t lo = 0, hi = b->nstr;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->str_marks[mid] < index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < b->nstr && b->str_marks[lo] == index;
+}
+
+static void push_scalar(lua_State *L, const yaml_box *b, yaml_node_t *node)
+{
+    const char *tag = (const char *)node->tag;
+    int explicit_tag = (tag != NULL && strcmp(tag, YAML_DEFAULT_SCALAR_TAG) != 0) ||
+                       yaml_str_marked(b, node->start_mark.index);
     push_scalar_text(L, (const char *)node->data.scalar.value, node->data.scalar.length,
-                     node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, (const char *)node->tag);
+                     node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, tag, explicit_tag);
+}
+
+/* Notes where !!str-tagged scalars begin, for the loader's path (see yaml_box). Best
+ * effort: on a parse error or out of memory it stops, and the loader reports errors. */
+static void yaml_collect_str_tags(yaml_box *b, const char *text, size_t len)
+{
+    yaml_parser_t p;
+    yaml_event_t ev;
+    if (!yaml_parser_initialize(&p))
+        return;
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    while (yaml_parser_parse(&p, &ev)) {
+        int end = ev.type == YAML_STREAM_END_EVENT;
+        const char *tag = ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.tag : NULL;
+        if (tag && strcmp(tag, YAML_STR_TAG) == 0) {
+            if (b->nstr == b->capstr) {
+                size_t cap = b->capstr ? b->capstr * 2 : 16;
+                size_t *m = realloc(b->str_marks, cap * sizeof *m);
+                if (m == NULL)
+                    end = 1;
+                else {
+                    b->str_marks = m;
+                    b->capstr = cap;
+                }
+            }
+            if (b->nstr < b->capstr)
+                b->str_marks[b->nstr++] = ev.start_mark.index;
+        }
+        yaml_event_delete(&ev);
+        if (end)
+            break;
+    }
+    yaml_parser_delete(&p);
 }
 
 static void yaml_push_node(lua_State *L, yaml_box *b, yaml_node_t *node, int depth,
@@ -263,7 +319,7 @@ static void yaml_push_node(lua_State *L, yaml_box *b, yaml_node_t *node, int dep
     luaL_checkstack(L, 8, "YAML nesting");
     switch (node->type) {
     case YAML_SCALAR_NODE:
-        push_scalar(L, node);
+        push_scalar(L, b, node);
         break;
     case YAML_SEQUENCE_NODE: {
         yaml_node_item_t *start = node->data.sequence.items.start;
@@ -351,7 +407,8 @@ static int yaml_fast_node(lua_State *L, yaml_box *b, int depth)
             return 0;
         push_scalar_text(L, (const char *)ev->data.scalar.value, ev->data.scalar.length,
                          ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE,
-                         (const char *)ev->data.scalar.tag);
+                         (const char *)ev->data.scalar.tag,
+                         ev->data.scalar.tag && strcmp((const char *)ev->data.scalar.tag, "!") != 0);
         return 1;
     case YAML_SEQUENCE_START_EVENT: {
         if (ev->data.sequence_start.anchor)
@@ -471,6 +528,7 @@ static int l_core_yaml_decode(lua_State *L)
     }
     yaml_box_free(b);
     lua_settop(L, box);
+    yaml_collect_str_tags(b, text, len);
     yaml_start(L, b, text, len, filename);
     lua_newtable(L); /* docs */
     lua_newtable(L); /* lines */
