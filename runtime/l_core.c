@@ -70,7 +70,7 @@ typedef struct yaml_box {
     yaml_event_t event;
     int parser_ready, doc_ready, event_ready;
     long nodes;
-    /* Where scalars tagged !!str begin (byte offsets, increasing), for the document
+    /* Where scalars tagged !!str or "!" begin (byte offsets, increasing), for the document
      * loader's path: its nodes carry the str tag whether it was written or not. */
     size_t *str_marks, nstr, capstr;
 } yaml_box;
@@ -186,18 +186,24 @@ static int push_float(lua_State *L, const char *s)
     return 1;
 }
 
-/* explicit_tag: the document wrote a tag (other than "!"). No tag reads as the default,
- * which is the str tag itself: only the flag tells `!!str 12` (text) from `12`. */
+/* Whether a written tag makes a scalar text: !!str, or the non-specific "!" (the YAML
+ * spec resolves `! 16` as a string, and so does kubectl: it sends "16"). */
+static int yaml_text_tag(const char *tag)
+{
+    return tag != NULL && (strcmp(tag, "!") == 0 || strcmp(tag, YAML_STR_TAG) == 0);
+}
+
+/* explicit_tag: the document wrote a tag. No tag reads as the default, which is the str
+ * tag itself: only the flag tells `!!str 12` (text) from `12`. */
 static void push_scalar_text(lua_State *L, const char *s, size_t len, int plain, const char *tag,
                              int explicit_tag)
 {
-    if (tag == NULL || strcmp(tag, "!") == 0)
-        tag = YAML_DEFAULT_SCALAR_TAG;
-
-    if (explicit_tag && strcmp(tag, YAML_STR_TAG) == 0) {
+    if (explicit_tag && yaml_text_tag(tag)) {
         lua_pushlstring(L, s, len);
         return;
     }
+    if (tag == NULL || strcmp(tag, "!") == 0)
+        tag = YAML_DEFAULT_SCALAR_TAG;
     /* Most plain scalars are names and other text: only these first bytes can
      * start a null, a bool or a number (push_int drops underscores anywhere). */
     if ((plain || explicit_tag) && (explicit_tag || strchr("~nNtTyYoOfF0123456789+-._", s[0]))) {
@@ -241,7 +247,7 @@ static void push_scalar(lua_State *L, const yaml_box *b, yaml_node_t *node)
                      node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, tag, explicit_tag);
 }
 
-/* Notes where !!str-tagged scalars begin, for the loader's path (see yaml_box). Best
+/* Notes where scalars tagged !!str or "!" begin, for the loader's path (see yaml_box). Best
  * effort: on a parse error or out of memory it stops, and the loader reports errors. */
 static void yaml_collect_str_tags(yaml_box *b, const char *text, size_t len)
 {
@@ -253,7 +259,7 @@ static void yaml_collect_str_tags(yaml_box *b, const char *text, size_t len)
     while (yaml_parser_parse(&p, &ev)) {
         int end = ev.type == YAML_STREAM_END_EVENT;
         const char *tag = ev.type == YAML_SCALAR_EVENT ? (const char *)ev.data.scalar.tag : NULL;
-        if (tag && strcmp(tag, YAML_STR_TAG) == 0) {
+        if (yaml_text_tag(tag)) {
             if (b->nstr == b->capstr) {
                 size_t cap = b->capstr ? b->capstr * 2 : 16;
                 size_t *m = realloc(b->str_marks, cap * sizeof *m);
@@ -407,8 +413,7 @@ static int yaml_fast_node(lua_State *L, yaml_box *b, int depth)
             return 0;
         push_scalar_text(L, (const char *)ev->data.scalar.value, ev->data.scalar.length,
                          ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE,
-                         (const char *)ev->data.scalar.tag,
-                         ev->data.scalar.tag && strcmp((const char *)ev->data.scalar.tag, "!") != 0);
+                         (const char *)ev->data.scalar.tag, ev->data.scalar.tag != NULL);
         return 1;
     case YAML_SEQUENCE_START_EVENT: {
         if (ev->data.sequence_start.anchor)

@@ -64,7 +64,7 @@ describe("core.yaml_decode", function()
     local text = table.concat({
       "---",
       "a: 1", "b: -0x1F", "c: 0o17", "d: 1_000", "e: _5", "f: 1.5e3", "g: .inf", "h: -.INF", "i: .nan",
-      "j: yes", "k: Off", "l: ~", "m: null", "n:", "o: '1'", "p: \"true\"", "q: !!str 12", "qq: !!str true", "r: !!int '7'",
+      "j: yes", "k: Off", "l: ~", "m: null", "n:", "o: '1'", "p: \"true\"", "q: !!str 12", "qq: !!str true", "qqq: ! 16", "r: !!int '7'",
       "s: !!null ''", "t: !custom 3", "u: []", "v: {}", "w: [[], {}, [1, [2, []]]]",
       "x: 0", "y: 012", "z: 1.", "aa: +.5", "bb: 1_0.5", "cc: 99999999999999999999", "dd: 0b101",
       "ee: |", "  block", "  text", "ff: >-", "  folded", "  text",
@@ -82,10 +82,11 @@ describe("core.yaml_decode", function()
     assert.are.equal(-31, fast[1].b)
     assert.are.equal(5, fast[1].e)
     assert.are.equal("port", fast[1]["80"])
-    -- An explicit !!str keeps the text, on the loader's path too, where libyaml gives an
-    -- untagged scalar the same str tag.
+    -- An explicit !!str (or the non-specific "!") keeps the text, on the loader's path
+    -- too, where libyaml gives an untagged scalar the same str tag.
     assert.are.equal("12", fast[1].q)
     assert.are.equal("true", fast[1].qq)
+    assert.are.equal("16", fast[1].qqq)
     assert.are.equal(7, fast[1].r)
   end)
 
