@@ -178,8 +178,24 @@ static int push_float(lua_State *L, const char *s)
     }
     if (!digits)
         return 0;
+    /* Underscores separate digits (1_0.5 is 10.5, as kubectl reads it); strtod stops
+     * at them. */
+    char clean[64];
+    const char *num = s;
+    if (strchr(s, '_')) {
+        size_t n = 0;
+        for (const char *q = s; *q; q++) {
+            if (*q == '_')
+                continue;
+            if (n + 1 >= sizeof clean)
+                return 0;
+            clean[n++] = *q;
+        }
+        clean[n] = '\0';
+        num = clean;
+    }
     char *end = NULL;
-    double v = strtod(s, &end);
+    double v = strtod(num, &end);
     if (*end != '\0')
         return 0;
     lua_pushnumber(L, v);
@@ -205,8 +221,9 @@ static void push_scalar_text(lua_State *L, const char *s, size_t len, int plain,
     if (tag == NULL || strcmp(tag, "!") == 0)
         tag = YAML_DEFAULT_SCALAR_TAG;
     /* Most plain scalars are names and other text: only these first bytes can
-     * start a null, a bool or a number (push_int drops underscores anywhere). */
-    if ((plain || explicit_tag) && (explicit_tag || strchr("~nNtTyYoOfF0123456789+-._", s[0]))) {
+     * start a null, a bool or a number. Not '_': kubectl reads _5 as text, though
+     * underscores anywhere after the first character are dropped (1_000 is 1000). */
+    if ((plain || explicit_tag) && (explicit_tag || strchr("~nNtTyYoOfF0123456789+-.", s[0]))) {
         if (is_one_of(s, yaml_null) && (plain || strcmp(tag, YAML_NULL_TAG) == 0)) {
             lua_pushlightuserdata(L, NULL); /* cjson.null */
             return;

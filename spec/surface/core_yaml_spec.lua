@@ -63,7 +63,7 @@ describe("core.yaml_decode", function()
   it("reads scalars, tags, empty lists and maps, repeated keys the same on both paths", function()
     local text = table.concat({
       "---",
-      "a: 1", "b: -0x1F", "c: 0o17", "d: 1_000", "e: _5", "f: 1.5e3", "g: .inf", "h: -.INF", "i: .nan",
+      "a: 1", "b: -0x1F", "c: 0o17", "d: 1_000", "e: _5", "f: 1.5e3", "ff2: 1_0.5", "g: .inf", "h: -.INF", "i: .nan",
       "j: yes", "k: Off", "l: ~", "m: null", "n:", "o: '1'", "p: \"true\"", "q: !!str 12", "qq: !!str true", "qqq: ! 16", "r: !!int '7'",
       "s: !!null ''", "t: !custom 3", "u: []", "v: {}", "w: [[], {}, [1, [2, []]]]",
       "x: 0", "y: 012", "z: 1.", "aa: +.5", "bb: 1_0.5", "cc: 99999999999999999999", "dd: 0b101",
@@ -80,7 +80,9 @@ describe("core.yaml_decode", function()
     assert.are.equal(core.array_mt, getmetatable(fast[1].u))
     assert.is_nil(getmetatable(fast[1].v))
     assert.are.equal(-31, fast[1].b)
-    assert.are.equal(5, fast[1].e)
+    -- As kubectl reads them: a leading underscore is text, underscores after it are not.
+    assert.are.equal("_5", fast[1].e)
+    assert.are.equal(10.5, fast[1].ff2)
     assert.are.equal("port", fast[1]["80"])
     -- An explicit !!str (or the non-specific "!") keeps the text, on the loader's path
     -- too, where libyaml gives an untagged scalar the same str tag.
