@@ -376,6 +376,13 @@ static void yaml_push_node(lua_State *L, yaml_box *b, yaml_node_t *node, int dep
                 luaL_error(L, "%s:%d:%d: mapping keys must be scalars", filename,
                            (int)(k ? k->start_mark.line : node->start_mark.line) + 1,
                            (int)(k ? k->start_mark.column : node->start_mark.column) + 1);
+            /* kubectl refuses a null key (JSON has none) rather than guess its text. */
+            if (k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+                is_one_of((const char *)k->data.scalar.value, yaml_null) &&
+                !yaml_str_marked(b, k->start_mark.index))
+                luaL_error(L, "%s:%d:%d: a mapping key is null (%s); quote it if it is text",
+                           filename, (int)k->start_mark.line + 1, (int)k->start_mark.column + 1,
+                           k->data.scalar.length ? (const char *)k->data.scalar.value : "empty");
             /* JSON keys are strings: `80: x` and `true: x` keep their text. */
             lua_pushlstring(L, (const char *)k->data.scalar.value, k->data.scalar.length);
             yaml_push_node(L, b, yaml_document_get_node(&b->doc, p->value), depth + 1, filename);
@@ -465,8 +472,12 @@ static int yaml_fast_node(lua_State *L, yaml_box *b, int depth)
                 return 0;
             if (ev->type == YAML_MAPPING_END_EVENT)
                 break;
+            /* Merge keys, and null keys (an error), are the loader path's. */
             if (ev->type != YAML_SCALAR_EVENT || ev->data.scalar.anchor ||
-                strcmp((const char *)ev->data.scalar.value, "<<") == 0 || !lua_checkstack(L, 8))
+                strcmp((const char *)ev->data.scalar.value, "<<") == 0 ||
+                (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !ev->data.scalar.tag &&
+                 is_one_of((const char *)ev->data.scalar.value, yaml_null)) ||
+                !lua_checkstack(L, 8))
                 return 0;
             lua_pushlstring(L, (const char *)ev->data.scalar.value, ev->data.scalar.length);
             if (!yaml_next_event(b) || !yaml_fast_node(L, b, depth + 1))

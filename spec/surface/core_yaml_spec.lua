@@ -68,7 +68,7 @@ describe("core.yaml_decode", function()
       "s: !!null ''", "t: !custom 3", "u: []", "v: {}", "w: [[], {}, [1, [2, []]]]",
       "x: 0", "y: 012", "z: 1.", "aa: +.5", "bb: 1_0.5", "cc: 99999999999999999999", "dd: 0b101",
       "ee: |", "  block", "  text", "ff: >-", "  folded", "  text",
-      "dup: 1", "dup: 2", "'quoted key': 1", "80: port", "true: bool key", "null: null key",
+      "dup: 1", "dup: 2", "'quoted key': 1", "80: port", "true: bool key", "'null': quoted null key",
       "---", "# only a comment", "---", "- 1", "- two", "- {three: 3}",
       "--- plain scalar", "--- 42", "...",
     }, "\n") .. "\n"
@@ -113,6 +113,12 @@ describe("core.yaml_decode", function()
     assert.matches("^bad%.yaml:%d+:%d+: ", err)
     assert.has_error(function() core.yaml_decode("? [1, 2]\n: v\n", "k.yaml") end,
       "k.yaml:1:3: mapping keys must be scalars")
+    -- kubectl refuses a null key too; on both paths (an anchor sends a file to the loader).
+    for _, text in ipairs({ "a: 1\n~: v\n", "a: &x 1\nnull: v\n" }) do
+      local ok, err = pcall(core.yaml_decode, text, "n.yaml")
+      assert.is_false(ok)
+      assert.matches("n%.yaml:2:1: a mapping key is null", err)
+    end
     local _, alias_err = core.yaml_decode("a: *nope\n", "u.yaml")
     assert.matches("^u%.yaml:1:4: found undefined alias", alias_err)
   end)
