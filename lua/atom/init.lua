@@ -184,7 +184,10 @@ function M.new(opts)
         if not ok then invalid(filled) end
         text = filled
       end
-      local docs, lines = core.yaml_decode(text, file)
+      -- Errors the decoder raises (a key that is not a string, nesting too deep) are bad
+      -- input as much as the ones it returns.
+      local ok, docs, lines = pcall(core.yaml_decode, text, file)
+      if not ok then invalid(docs) end
       if not docs then invalid(lines) end
       for i, doc in ipairs(docs) do
         local line = lines[i] or 1

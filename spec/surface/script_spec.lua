@@ -79,6 +79,17 @@ return {
       "m%.yaml:5:%d+: ")
   end)
 
+  it("reports a null or non-scalar mapping key as bad input at its line, without a traceback", function()
+    local err = invalid({ ["release.lua"] = [[return { name = "a", objects = { require("atom").yaml("m.yaml") } }]],
+      ["m.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  ~: v\n" },
+      "m%.yaml:6:3: a mapping key is null %(~%); quote it if it is text$")
+    assert.is_nil(err.traceback)
+    err = invalid({ ["release.lua"] = [[return { name = "a", objects = { require("atom").yaml("m.yaml") } }]],
+      ["m.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  ? [k]\n  : v\n" },
+      "m%.yaml:6:5: mapping keys must be scalars$")
+    assert.is_nil(err.traceback)
+  end)
+
   it("reports a document without a kind as file:line: document N has no kind", function()
     local err = invalid({ ["release.lua"] = [[return { name = "a", objects = { require("atom").yaml("m.yaml") } }]],
       ["m.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nmetadata:\n  name: b\n" },
