@@ -203,7 +203,16 @@ contexts:
       assert.truthy(c:apply(H.configmap("ssa", { k = "mine", j = "mine" })))
       local e = srv.log()[1]
       assert.matches("fieldManager=atom", e.target, 1, true)
+      assert.matches("fieldValidation=Strict", e.target, 1, true)
       assert.are.equal("application/apply-patch+yaml", e.content_type)
+      -- A misspelt field fails the apply, naming the field, as it fails kubectl's.
+      local typo = H.configmap("typo", { k = "v" })
+      typo.daat = { k = "v" }
+      local none, terr = c:apply(typo)
+      assert.is_nil(none)
+      assert.are.equal(400, terr.code)
+      assert.matches(".daat: field not declared in schema", tostring(terr), 1, true)
+      for _, r in ipairs(c:apply_many({ typo })) do assert.are.equal(400, r.err.code) end
       -- someone else takes the fields over
       local st = c:request { method = "PATCH", path = "/api/v1/namespaces/default/configmaps/ssa",
         query = { fieldManager = "kubectl" }, body = { data = { k = "theirs", j = "theirs" } },

@@ -374,6 +374,16 @@ local function api(c, req)
     if ct:find("apply-patch", 1, true) then
       local manager = q.fieldManager
       if not manager then return respond(c, 400, status_body(400, "BadRequest", "fieldManager is required for apply requests")) end
+      -- fieldValidation=Strict refuses a field the type does not declare, as a real server
+      -- does for server-side apply (only ConfigMaps' top level is known here).
+      if q.fieldValidation == "Strict" and resource == "configmaps" then
+        local known = { apiVersion = true, kind = true, metadata = true, data = true, binaryData = true, immutable = true }
+        for k in pairs(body) do
+          if not known[k] then
+            return respond(c, 400, status_body(400, "BadRequest", ("failed to create typed patch object (/v1, Kind=ConfigMap) %s: .%s: field not declared in schema"):format(name, k)))
+          end
+        end
+      end
       local applied = {}
       for _, top in ipairs { "spec", "data" } do
         if type(body[top]) == "table" then leaves("." .. top, body[top], applied) end

@@ -378,6 +378,15 @@ function Client:create(obj) return self:_write("POST", obj, nil, "create") end
 function Client:update(obj) return self:_write("PUT", obj, nil, "update") end
 function Client:update_status(obj) return self:_write("PUT", obj, "status", "update status of") end
 
+-- The query of a server-side apply. Unknown or duplicate fields fail it (Strict), as they
+-- fail kubectl's: left to the server's default (Warn), a misspelt field would be dropped
+-- and the release reported ready without it.
+local function apply_query(opts)
+  return query_string { fieldManager = opts.field_manager or "atom", force = opts.force and "true" or nil,
+                        dryRun = opts.dry_run and "All" or nil,
+                        fieldValidation = opts.field_validation or "Strict" }
+end
+
 -- The request for a server-side apply of obj, or nil, err.
 function Client:_apply_req(obj, opts)
   local av, kind, ns, name = obj_ref(obj)
@@ -386,11 +395,7 @@ function Client:_apply_req(obj, opts)
   end
   local info, tns = self:_target(av, kind, ns, false, "apply " .. tostring(av), name)
   if not info then return nil, tns end
-  local qs = opts._qs
-  if not qs then
-    qs = query_string { fieldManager = opts.field_manager or "atom", force = opts.force and "true" or nil,
-                        dryRun = opts.dry_run and "All" or nil }
-  end
+  local qs = opts._qs or apply_query(opts)
   return {
     method = "PATCH", path = self:path_for(info, tns, name), qs = qs,
     body = obj, content_type = "application/apply-patch+yaml",
@@ -399,7 +404,8 @@ function Client:_apply_req(obj, opts)
 end
 
 -- Server-side apply. opts: force (take over conflicting fields; default
--- false, as kubectl), dry_run, field_manager (default "atom").
+-- false, as kubectl), dry_run, field_manager (default "atom"), field_validation
+-- ("Strict" by default, as kubectl; "Warn" or "Ignore").
 function Client:apply(obj, opts)
   return self:_body(self:_apply_req(obj, opts or {}))
 end
@@ -412,9 +418,9 @@ end
 -- opts.idle_every: see request_many.
 function Client:apply_many(objs, opts)
   opts = opts or {}
-  local o = { field_manager = opts.field_manager, force = opts.force, dry_run = opts.dry_run }
-  o._qs = query_string { fieldManager = opts.field_manager or "atom", force = opts.force and "true" or nil,
-                         dryRun = opts.dry_run and "All" or nil }
+  local o = { field_manager = opts.field_manager, force = opts.force, dry_run = opts.dry_run,
+              field_validation = opts.field_validation }
+  o._qs = apply_query(o)
   local reqs, results, map = {}, {}, {}
   for i, obj in ipairs(objs) do
     local req, rerr = self:_apply_req(obj, o)
