@@ -22,6 +22,14 @@ describe("kubectl sees real-server errors from atom sim #kubectl", function()
     assert.equal("two", K.json(K.ok(s, "get configmap owned -o json").stdout).data.key)
   end)
 
+  it("warns about a finalizer without a domain, as a 1.27+ server does", function()
+    local f = K.file(s, "fin.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fin\n  finalizers: [cleanup]\n")
+    local r = K.ok(s, "apply --server-side -f " .. f)
+    assert.truthy(has(r.stderr, 'Warning: metadata.finalizers: "cleanup": prefer a domain-qualified finalizer name ' ..
+      "to avoid accidental conflicts with other finalizer writers"), r.stderr)
+    assert.is_false(has(K.ok(s, "get configmap fin").stderr, "Warning"))
+  end)
+
   it("names an updater with the apiVersion it used", function()
     local f = K.file(s, "upd.yaml", K.configmap("upd", { key = "one" }))
     K.ok(s, "create -f " .. f)

@@ -9,6 +9,7 @@ local tables = require "atom.sim.tables"
 local discovery = require "atom.sim.discovery"
 local protobuf = require "atom.sim.protobuf"
 local convert = require "atom.sim.convert"
+local validate = require "atom.sim.validate"
 
 local M = {}
 
@@ -117,6 +118,15 @@ local function object_resp(sim, r, code, obj)
     return respond(code, util.encode(t), tables.CONTENT_TYPE)
   end
   return respond(code, obj_json(sim, r.info, r.version, obj))
+end
+
+-- The answer to a write, with the Warning header a real server adds (validate.warnings):
+-- kubectl prints it, and so does atom. One header: the sim's transport sends one per name.
+local function written_resp(sim, r, code, obj)
+  local resp = object_resp(sim, r, code, obj)
+  local w = validate.warnings(obj)[1]
+  if w then resp.headers["Warning"] = '299 - "' .. w:gsub('[\\"]', '\\%0') .. '"' end
+  return resp
 end
 
 ---------------------------------------------------------------------------------------------
@@ -392,7 +402,7 @@ local function do_create(sim, r)
   patchmod.record_update(nil, obj, update_opts(sim, r))
   local created, cerr = sim.store:create(r.info.rk, obj, { dry_run = dry_run(r), owned = true })
   if not created then return status_resp(cerr) end
-  return object_resp(sim, r, 201, created)
+  return written_resp(sim, r, 201, created)
 end
 
 local function write_back(sim, r, old, new, code)
@@ -400,7 +410,7 @@ local function write_back(sim, r, old, new, code)
   if r.sub == "status" then opts.status_write = true end
   local res, err = sim.store:update(r.info.rk, new, opts)
   if not res then return status_resp(err) end
-  return object_resp(sim, r, code or 200, res)
+  return written_resp(sim, r, code or 200, res)
 end
 
 local function apply_scale(sim, r, old, scale)
@@ -525,7 +535,7 @@ local function do_apply(sim, r, old)
     if with_status then return status_resp(status.not_found(r.info, r.name)) end
     local created, cerr = sim.store:create(r.info.rk, merged, { dry_run = dry_run(r), owned = true })
     if not created then return status_resp(cerr) end
-    return object_resp(sim, r, 201, created)
+    return written_resp(sim, r, 201, created)
   end
   merged.metadata.resourceVersion = old.metadata.resourceVersion
   if r.info.subresources.status and not with_status then merged.status = old.status end

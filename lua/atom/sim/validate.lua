@@ -437,4 +437,21 @@ function M.default(info, obj, old, alloc)
   end
 end
 
+-- The finalizers a server knows without a domain (apimachinery's standard ones).
+local STANDARD_FINALIZERS = { kubernetes = true, orphan = true, foregroundDeletion = true }
+
+-- What a real server (1.27+) sends back in Warning headers for a written object: a
+-- finalizer name without a domain. Strings, as kubectl prints them after "Warning: ".
+function M.warnings(obj)
+  local out = {}
+  local md = type(obj) == "table" and obj.metadata
+  for _, f in ipairs(type(md) == "table" and type(md.finalizers) == "table" and md.finalizers or {}) do
+    if type(f) == "string" and not f:find("/", 1, true) and not STANDARD_FINALIZERS[f] then
+      out[#out + 1] = string.format('metadata.finalizers: "%s": prefer a domain-qualified finalizer name ' ..
+        "to avoid accidental conflicts with other finalizer writers", f)
+    end
+  end
+  return out
+end
+
 return M
