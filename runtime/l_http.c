@@ -18,6 +18,8 @@
  *   conn:stream{ method = "GET", path =, headers = } -> id
  *   conn:poll(timeout_seconds) -> array of completions:
  *       { id, status, body, headers = { lowercase-name = value }, content_type,
+ *         warnings = { "Warning header value", ... } (only when there are any;
+ *         Kubernetes may send several, so they are not in headers alone),
  *         error, attempts,
  *         h2 = true when the answer came over HTTP/2,
  *         connects = new connections this transfer opened (last try) }
@@ -803,6 +805,33 @@ static void push_headers(lua_State *L, http_req *r)
     }
 }
 
+/* Every Warning header of r's answer as a list in the table on top, unless there is none:
+ * the server's deprecation and validation notes, which kubectl prints. */
+static void push_warnings(lua_State *L, http_req *r)
+{
+    const char *p = r->resp_headers.data, *end = p ? p + r->resp_headers.len : NULL;
+    lua_Integer n = 0;
+    while (p && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        if (eol - p > 8 && strncasecmp(p, "Warning:", 8) == 0) {
+            const char *v = p + 8, *ve = eol;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && isspace((unsigned char)ve[-1]))
+                ve--;
+            if (n == 0)
+                lua_newtable(L);
+            lua_pushlstring(L, v, (size_t)(ve - v));
+            lua_rawseti(L, -2, ++n);
+        }
+        p = eol + 1;
+    }
+    if (n > 0)
+        lua_setfield(L, -2, "warnings");
+}
+
 /* Pushes r's pending report; frees r when it is finished. */
 static void push_report(lua_State *L, http_conn *c, http_req *r, lua_Integer *n)
 {
@@ -839,6 +868,7 @@ static void push_report(lua_State *L, http_conn *c, http_req *r, lua_Integer *n)
         lua_pushlstring(L, ct, ctl);
         lua_setfield(L, -2, "content_type");
     }
+    push_warnings(L, r);
     if (r->error[0]) {
         lua_pushstring(L, r->error);
         lua_setfield(L, -2, "error");

@@ -213,6 +213,14 @@ contexts:
       assert.are.equal(400, terr.code)
       assert.matches(".daat: field not declared in schema", tostring(terr), 1, true)
       for _, r in ipairs(c:apply_many({ typo })) do assert.are.equal(400, r.err.code) end
+      -- The server's Warning headers come back as text, every one, as kubectl prints them.
+      local warned = H.configmap("warned", { k = "v" })
+      warned.metadata.annotations = { ["test/warn"] = "v1 ConfigMap is fine, this is a test" }
+      local results = {}
+      c:apply_many({ warned }, { on_result = function(i, r) results[i] = r end })
+      assert.are.same({ "v1 ConfigMap is fine, this is a test", 'a "quoted" second' }, results[1].warnings)
+      local _, _, _, plain = c:_finish({}, { status = 200, body = "", warnings = { "not in the RFC form" } })
+      assert.are.same({ "not in the RFC form" }, plain)
       -- someone else takes the fields over
       local st = c:request { method = "PATCH", path = "/api/v1/namespaces/default/configmaps/ssa",
         query = { fieldManager = "kubectl" }, body = { data = { k = "theirs", j = "theirs" } },

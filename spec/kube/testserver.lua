@@ -141,7 +141,12 @@ local function respond(c, code, body, headers)
               "Content-Type: " .. ((headers and headers["Content-Type"]) or "application/json"),
               "Content-Length: " .. #text }
   for k, v in pairs(headers or {}) do
-    if k ~= "Content-Type" then h[#h + 1] = k .. ": " .. v end
+    -- A list sends the header once per value (Kubernetes sends several Warnings).
+    if type(v) == "table" then
+      for _, one in ipairs(v) do h[#h + 1] = k .. ": " .. one end
+    elseif k ~= "Content-Type" then
+      h[#h + 1] = k .. ": " .. v
+    end
   end
   send_all(c, table.concat(h, "\r\n") .. "\r\n\r\n" .. text)
 end
@@ -410,6 +415,9 @@ local function api(c, req)
         emit(coll, "MODIFIED", o)
         return respond(c, 200, o)
       end
+      -- An annotation asks for Warning headers, as a real server sends for a deprecated API.
+      local warn = (body.metadata.annotations or {})["test/warn"]
+      local warn_headers = warn and { Warning = { '299 - "' .. warn .. '"', '299 - "a \\"quoted\\" second"' } }
       body.metadata.namespace = r.namespaced and ns or nil
       body.metadata.uid = "uid-" .. tostring(rv + 1)
       local own = {}
@@ -419,7 +427,7 @@ local function api(c, req)
       objs[name] = body
       if resource == "customresourcedefinitions" then handle_crd(body) end
       emit(coll, "ADDED", body)
-      return respond(c, 201, body)
+      return respond(c, 201, body, warn_headers)
     end
     if not o then return respond(c, 404, status_body(404, "NotFound", ('%s "%s" not found'):format(gr, name))) end
     if ct:find("merge-patch", 1, true) then

@@ -118,6 +118,17 @@ return { name = "demo", namespace = "demo", deadline = 30,
     assert.are.equal("Reverted", S.state(s, "fresh", "fresh"))
   end)
 
+  it("passes on the server's warnings, as kubectl prints them", function()
+    local d = S.script([[
+return { name = "warned", namespace = "warned", objects = {
+  { apiVersion = "v1", kind = "ConfigMap", metadata = { name = "fin", finalizers = { "cleanup" } } } } }
+]])
+    local r = run("run " .. d .. "/release.lua", {})
+    assert.are.equal(0, r.code, r.stderr)
+    assert.truthy(r.stderr:find('ConfigMap/warned/fin: warning from the server: metadata.finalizers: \\"cleanup\\": ' ..
+      "prefer a domain-qualified finalizer name", 1, true), r.stderr)
+  end)
+
   it("never prunes the objects of a release of the same name in another namespace", function()
     local objs = [[
 local atom = require "atom"

@@ -148,7 +148,18 @@ function Client:_send(req, refresh)
   return self.conn:send(spec)
 end
 
--- Turns a completion into status, body, headers | nil, err.
+-- The text of each Warning header (RFC 7234: `299 - "text"`), as kubectl prints it.
+local function warning_texts(values)
+  local out = {}
+  for i, v in ipairs(values) do
+    local text = v:match('^%d%d%d%s+%S+%s+"(.*)"')
+    out[i] = text and text:gsub('\\(.)', '%1') or v
+  end
+  return out
+end
+
+-- Turns a completion into status, body, headers, warnings | nil, err. warnings: the
+-- texts of the server's Warning headers, nil when it sent none.
 function Client:_finish(req, comp)
   if comp.error or comp.status >= 400 then return nil, self:_http_error(req, comp) end
   local body = comp.body
@@ -163,7 +174,7 @@ function Client:_finish(req, comp)
       body = v
     end
   end
-  return comp.status, body, comp.headers
+  return comp.status, body, comp.headers, comp.warnings and warning_texts(comp.warnings)
 end
 
 function Client:_should_reauth(req, comp)
@@ -227,7 +238,7 @@ function Client:_wait(id)
 end
 
 -- Runs many requests concurrently, at most `window` in flight, and returns
--- results[i] = { status =, body =, headers = } or { err = }. on_result(i, r)
+-- results[i] = { status =, body =, headers =, warnings = } or { err = }. on_result(i, r)
 -- sees each as it arrives and may return what to keep instead; idle() runs
 -- after each round of completions, outside any handler (callers hand on
 -- watch events there rather than letting them pile up), and at least every
@@ -240,10 +251,10 @@ function Client:request_many(reqs, window, on_result, idle, idle_every)
       local i = next_i
       next_i = next_i + 1
       active = active + 1
-      self:_async(reqs[i], function(status, body, headers)
+      self:_async(reqs[i], function(status, body, headers, warnings)
         active = active - 1
         local r
-        if status then r = { status = status, body = body, headers = headers }
+        if status then r = { status = status, body = body, headers = headers, warnings = warnings }
         else r = { err = body } end
         if on_result then r = on_result(i, r) or r end
         results[i] = r
@@ -415,7 +426,8 @@ end
 -- release's answers are most of its memory). opts.idle: see request_many.
 -- opts.raw(i) -> true: object i's answer is left undecoded (result.object is
 -- the JSON text), for a caller that reads little or nothing of it.
--- opts.idle_every: see request_many.
+-- opts.idle_every: see request_many. result.warnings: the texts of the server's Warning
+-- headers (deprecations, ignored or dubious fields), when it sent any.
 function Client:apply_many(objs, opts)
   opts = opts or {}
   local o = { field_manager = opts.field_manager, force = opts.force, dry_run = opts.dry_run,
@@ -438,7 +450,7 @@ function Client:apply_many(objs, opts)
   local kept = each and { ok = true }
   self:request_many(reqs, opts.concurrency, function(j, r)
     local i = map[j]
-    local res = r.err and { err = r.err } or { object = r.body }
+    local res = r.err and { err = r.err } or { object = r.body, warnings = r.warnings }
     if each then
       each(i, res)
       if not res.err then res = kept end

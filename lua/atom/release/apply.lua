@@ -18,6 +18,8 @@
 --       name alone (unless the answer shows a status or a deletion under way, then it is
 --       read as usual); watch events arriving meanwhile go on to the observers
 --       (util.poll) once the object they are about has been through on_applied
+--       opts.log(message): what the user should read (an object recreated, a Warning the
+--       server sent with an answer, as kubectl prints it)
 --       opts.keepalive(): called at least every opts.keepalive_every seconds while the
 --       apply and the prune run (the engine renews its lease there: a large apply on a slow
 --       server can outlast it)
@@ -216,6 +218,10 @@ local function apply_group(client, group, opts, unapplied)
     raw = on_applied and answer_needed and function(i) return not answer_needed(group[i]) end,
     on_result = function(i, r)
       local live, err = r.object, r.err
+      -- What kubectl prints as "Warning: ...": deprecated APIs, fields that hide others.
+      if r.warnings and opts.log then
+        for _, w in ipairs(r.warnings) do opts.log(string.format("%s: warning from the server: %s", util.show(group[i]), w)) end
+      end
       if not err and type(live) == "string" then live, err = undecoded(group[i], live) end
       if err then failed[#failed + 1] = { i = i, err = err } else handed(i, live) end
     end,
