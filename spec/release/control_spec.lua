@@ -133,7 +133,10 @@ describe("a running release #kubectl", function()
   local kill_points = {
     { state = "Pending", env = { "V=2", "HOOK_SPIN=20" }, final = "Running", code = 0 },
     { state = "Updating", env = { "V=2", "BAD=1", "DEADLINE=8" }, final = "Reverted", code = 3 },
-    { state = "Rollback", env = { "V=2", "BAD=1", "REPLICAS=1", "DEADLINE=1" }, final = "Reverted", code = 3 },
+    -- The rollback's own deadline outlasts the lease's expiry: where the kill lands (before
+    -- or after the rollback's apply) decides nothing.
+    { state = "Rollback", env = { "V=2", "BAD=1", "REPLICAS=1", "DEADLINE=1", "ROLLBACK_DEADLINE=10" },
+      final = "Reverted", code = 3 },
   }
   for i, kp in ipairs(kill_points) do
     it("kill -9 during " .. kp.state .. " then atom resume ends " .. kp.final, function()
@@ -166,6 +169,28 @@ describe("a running release #kubectl", function()
       assert.are.equal(0, again.code, again.stderr)
     end)
   end
+
+  it("a rollback resumed after its deadline gets its whole deadline again", function()
+    v1("r9")
+    -- Killed in Rollback before its apply (the after-Rollback hook spins), and resumed once
+    -- the 3 s the rollback had are over: the resume applies version 1 and waits for it.
+    local h = bg("r9", { "V=2", "BAD=1", "REPLICAS=1", "DEADLINE=1", "ROLLBACK_DEADLINE=3", "ROLLBACK_SPIN=60" },
+      "--lease-duration 2")
+    assert.truthy(reach("r9", "Rollback"))
+    local t0 = os.time()
+    h.kill("KILL")
+    h.wait(10)
+    S.eventually(function() return os.time() - t0 >= 5 end, 30)
+    assert.are.same({ "common", "only-v2" }, S.names(s, "configmaps", "r9")) -- version 1 not applied yet
+    local r = S.eventually(function()
+      local res = run("resume r9 -n r9 -q --lease-duration 2")
+      if res.code ~= 5 then return res end
+    end, 30)
+    assert.truthy(r)
+    assert.are.equal(3, r.code, r.stderr)
+    assert.are.equal("Reverted", S.state(s, "r9", "r9"))
+    assert_v1("r9")
+  end)
 
   it("atom run takes over an expired lease and finishes the interrupted version first", function()
     v1("t1")

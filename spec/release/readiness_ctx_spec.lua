@@ -113,7 +113,7 @@ return { name = "db", namespace = "db", deadline = 120, objects = {
   end)
 
   it("does not look at the pods before fail_fast_after has passed", function()
-    local dir = S.script((S.RELEASE:gsub("deadline = tonumber", "fail_fast_after = 600, deadline = tonumber")))
+    local dir = S.script((S.RELEASE:gsub("deadline = tonumber", "fail_fast_after = 600, deadline = tonumber", 1)))
     local r = run(dir, { "NAME=patient", "NS=patient", "TAG=does-not-exist", "DEADLINE=3" })
     assert.are.equal(3, r.code, r.stdout .. r.stderr)
     local a = S.atom_record(s, "patient", "patient")
@@ -122,7 +122,7 @@ return { name = "db", namespace = "db", deadline = 120, objects = {
   end)
 
   it("refuses a fail_fast_after that is not a positive number", function()
-    local dir = S.script((S.RELEASE:gsub("deadline = tonumber", "fail_fast_after = 0, deadline = tonumber")))
+    local dir = S.script((S.RELEASE:gsub("deadline = tonumber", "fail_fast_after = 0, deadline = tonumber", 1)))
     local r = S.atom(s, "check " .. dir .. "/release.lua")
     assert.are.equal(2, r.code)
     assert.matches("release%.lua:%d+: fail_fast_after must be a positive number of seconds, got 0", r.stderr)

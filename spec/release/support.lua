@@ -120,7 +120,8 @@ end
 
 -- A release with a Deployment `web`, ConfigMap `common` and one ConfigMap only its
 -- version V has (`only-v<V>`); TAG picks the image (does-not-exist: never ready); DEADLINE;
--- HOOK_SPIN makes the before-Updating hook spin that many seconds (kills during Pending);
+-- ROLLBACK_DEADLINE; HOOK_SPIN makes the before-Updating hook spin that many seconds (kills
+-- during Pending), ROLLBACK_SPIN the after-Rollback one (kills in Rollback before its apply);
 -- SELECTOR changes the Deployment's (immutable) selector; RECREATE annotates it recreatable;
 -- REPLICAS sets web's replicas (default 2); BAD adds a Deployment `bad` that is never ready.
 S.RELEASE = [[
@@ -129,12 +130,14 @@ local v = atom.env("V", "1")
 local tag = atom.env("TAG", "1.27")
 local app = atom.env("SELECTOR", "web")
 local spin = tonumber(atom.env("HOOK_SPIN", "0"))
+local rollback_spin = tonumber(atom.env("ROLLBACK_SPIN", "0"))
 local replicas = tonumber(atom.env("REPLICAS", "2"))
 local annotations = {}
 if atom.env("RECREATE", "") ~= "" then annotations["atom/recreate"] = "true" end
 return {
   name = atom.env("NAME", "shop"), namespace = atom.env("NS", "shop"),
   deadline = tonumber(atom.env("DEADLINE", "20")),
+  rollback_deadline = tonumber(atom.env("ROLLBACK_DEADLINE", "")),
   limits = { instructions = 1e12, seconds = 60 },
   objects = {
     { apiVersion = "apps/v1", kind = "Deployment", metadata = { name = "web", annotations = annotations },
@@ -152,6 +155,9 @@ return {
   hooks = { before = { Updating = function(ctx)
     local t = os.clock()
     while os.clock() - t < spin do end
+  end }, after = { Rollback = function(ctx)
+    local t = os.clock()
+    while os.clock() - t < rollback_spin do end
   end } },
 }
 ]]

@@ -217,9 +217,10 @@ function Engine:wait_for(n, deadline_at, phase)
   return outcome, message
 end
 
-function Engine:deadline_at(seconds)
+-- from_now: counted from now, not from when the step was recorded as started.
+function Engine:deadline_at(seconds, from_now)
   local st = self:status()
-  local started = util.parse_time(st.stepStarted) or core.wall()
+  local started = not from_now and util.parse_time(st.stepStarted) or core.wall()
   return started + (util.int(seconds) or 300)
 end
 
@@ -287,7 +288,11 @@ function Engine:step(state)
     local prev = util.int(st.previous) or 0
     local prepared, err = self:apply_version(prev, "Rollback")
     if not prepared then return "Failure", "rollback could not apply: " .. tostring(err) end
-    local outcome, message = self:wait_for(prev, self:deadline_at(st.rollbackDeadline or st.deadline), "Rollback")
+    -- A rollback a dead run began gets its whole deadline from here: what it had ran out
+    -- while nobody drove it (the lease had to expire first), and it is applied again now.
+    -- The design gives a rollback a deadline of its own, never what is left of one.
+    local deadline_at = self:deadline_at(st.rollbackDeadline or st.deadline, not self.entered_state)
+    local outcome, message = self:wait_for(prev, deadline_at, "Rollback")
     if self.lease_lost then error(self.lease_lost, 0) end
     if outcome == "ready" then
       return "Reverted", prev > 0 and string.format("version %d is back: %s", prev, message)
@@ -410,6 +415,7 @@ function Engine:transition(from, to, why)
     return nil, describe(err)
   end
   self.atom = live
+  self.entered_state = true -- the state now recorded is one this run entered itself
   if to == "Pending" then
     self.started = true
     self.own_version = util.int(st.version)
