@@ -115,18 +115,27 @@ static const char *const yaml_false[] = {"false", "False", "FALSE", "n", "N", "n
                                          "off", "Off", "OFF", NULL};
 static const char *const yaml_null[] = {"", "~", "null", "Null", "NULL", NULL};
 
-static int push_int(lua_State *L, const char *s)
+/* s without its underscores (digit separators: 1_000) into out; 0 when it does not fit,
+ * which no number YAML means does. */
+static int strip_underscores(const char *s, char *out, size_t cap)
 {
-    char clean[64];
     size_t n = 0;
     for (const char *p = s; *p; p++) {
         if (*p == '_')
             continue;
-        if (n + 1 >= sizeof clean)
+        if (n + 1 >= cap)
             return 0;
-        clean[n++] = *p;
+        out[n++] = *p;
     }
-    clean[n] = '\0';
+    out[n] = '\0';
+    return 1;
+}
+
+static int push_int(lua_State *L, const char *s)
+{
+    char clean[64];
+    if (!strip_underscores(s, clean, sizeof clean))
+        return 0;
     const char *digits = clean + (clean[0] == '-' || clean[0] == '+');
     if (*digits < '0' || *digits > '9')
         return 0;
@@ -183,15 +192,8 @@ static int push_float(lua_State *L, const char *s)
     char clean[64];
     const char *num = s;
     if (strchr(s, '_')) {
-        size_t n = 0;
-        for (const char *q = s; *q; q++) {
-            if (*q == '_')
-                continue;
-            if (n + 1 >= sizeof clean)
-                return 0;
-            clean[n++] = *q;
-        }
-        clean[n] = '\0';
+        if (!strip_underscores(s, clean, sizeof clean))
+            return 0;
         num = clean;
     }
     char *end = NULL;
