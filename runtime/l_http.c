@@ -300,24 +300,55 @@ static void req_start(http_conn *c, http_req *r)
     }
 }
 
-static const char *header_value(http_req *r, const char *name, size_t *len)
+/* One header line of an answer: name and value, the value trimmed. */
+typedef struct header_line {
+    const char *name, *value;
+    size_t name_len, value_len;
+} header_line;
+
+/* Steps *pos through r's header lines (start with *pos = NULL), skipping the status line
+ * and anything without a colon; 0 after the last. The one reader of the raw headers. */
+static int next_header(http_req *r, const char **pos, header_line *h)
 {
-    size_t nl = strlen(name);
-    const char *p = r->resp_headers.data, *end = p ? p + r->resp_headers.len : NULL;
+    const char *end = r->resp_headers.data ? r->resp_headers.data + r->resp_headers.len : NULL;
+    const char *p = *pos ? *pos : r->resp_headers.data;
     while (p && p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
             eol = end;
-        if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1, *ve = eol;
+        const char *colon = memchr(p, ':', (size_t)(eol - p));
+        *pos = eol + 1;
+        if (colon && strncmp(p, "HTTP/", 5) != 0) {
+            const char *v = colon + 1, *ve = eol;
             while (v < ve && (*v == ' ' || *v == '\t'))
                 v++;
             while (ve > v && isspace((unsigned char)ve[-1]))
                 ve--;
-            *len = (size_t)(ve - v);
-            return v;
+            h->name = p;
+            h->name_len = (size_t)(colon - p);
+            h->value = v;
+            h->value_len = (size_t)(ve - v);
+            return 1;
         }
         p = eol + 1;
+    }
+    return 0;
+}
+
+static int header_is(const header_line *h, const char *name)
+{
+    return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+}
+
+static const char *header_value(http_req *r, const char *name, size_t *len)
+{
+    const char *pos = NULL;
+    header_line h;
+    while (next_header(r, &pos, &h)) {
+        if (header_is(&h, name)) {
+            *len = h.value_len;
+            return h.value;
+        }
     }
     return NULL;
 }
@@ -781,27 +812,16 @@ static int l_conn_stream(lua_State *L)
 static void push_headers(lua_State *L, http_req *r)
 {
     lua_newtable(L);
-    const char *p = r->resp_headers.data, *end = p ? p + r->resp_headers.len : NULL;
-    while (p && p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        const char *colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon && strncmp(p, "HTTP/", 5) != 0) {
-            luaL_Buffer b;
-            luaL_buffinit(L, &b);
-            for (const char *q = p; q < colon; q++)
-                luaL_addchar(&b, (char)tolower((unsigned char)*q));
-            luaL_pushresult(&b);
-            const char *v = colon + 1, *ve = eol;
-            while (v < ve && (*v == ' ' || *v == '\t'))
-                v++;
-            while (ve > v && isspace((unsigned char)ve[-1]))
-                ve--;
-            lua_pushlstring(L, v, (size_t)(ve - v));
-            lua_settable(L, -3);
-        }
-        p = eol + 1;
+    const char *pos = NULL;
+    header_line h;
+    while (next_header(r, &pos, &h)) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (size_t i = 0; i < h.name_len; i++)
+            luaL_addchar(&b, (char)tolower((unsigned char)h.name[i]));
+        luaL_pushresult(&b);
+        lua_pushlstring(L, h.value, h.value_len);
+        lua_settable(L, -3);
     }
 }
 
@@ -809,24 +829,16 @@ static void push_headers(lua_State *L, http_req *r)
  * the server's deprecation and validation notes, which kubectl prints. */
 static void push_warnings(lua_State *L, http_req *r)
 {
-    const char *p = r->resp_headers.data, *end = p ? p + r->resp_headers.len : NULL;
     lua_Integer n = 0;
-    while (p && p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        if (eol - p > 8 && strncasecmp(p, "Warning:", 8) == 0) {
-            const char *v = p + 8, *ve = eol;
-            while (v < ve && (*v == ' ' || *v == '\t'))
-                v++;
-            while (ve > v && isspace((unsigned char)ve[-1]))
-                ve--;
-            if (n == 0)
-                lua_newtable(L);
-            lua_pushlstring(L, v, (size_t)(ve - v));
-            lua_rawseti(L, -2, ++n);
-        }
-        p = eol + 1;
+    const char *pos = NULL;
+    header_line h;
+    while (next_header(r, &pos, &h)) {
+        if (!header_is(&h, "Warning"))
+            continue;
+        if (n == 0)
+            lua_newtable(L);
+        lua_pushlstring(L, h.value, h.value_len);
+        lua_rawseti(L, -2, ++n);
     }
     if (n > 0)
         lua_setfield(L, -2, "warnings");
