@@ -623,6 +623,15 @@ static int sim_read_response(lua_State *L, sim_call *c, struct evbuffer *body, d
                 if (strcasecmp(k, "Content-Type") == 0)
                     has_type = 1;
                 evhttp_add_header(out, k, v); /* refuses CR/LF in values */
+            } else if (lua_type(L, -2) == LUA_TSTRING && lua_istable(L, -1)) {
+                /* A list: the header once per value (a server sends several Warnings). */
+                const char *k = lua_tostring(L, -2);
+                for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; i++) {
+                    if (lua_type(L, -1) == LUA_TSTRING)
+                        evhttp_add_header(out, k, lua_tostring(L, -1));
+                    lua_pop(L, 1);
+                }
+                lua_pop(L, 1);
             }
             lua_pop(L, 1);
         }

@@ -120,12 +120,15 @@ local function object_resp(sim, r, code, obj)
   return respond(code, obj_json(sim, r.info, r.version, obj))
 end
 
--- The answer to a write, with the Warning header a real server adds (validate.warnings):
--- kubectl prints it, and so does atom. One header: the sim's transport sends one per name.
+-- The answer to a write, with the Warning headers a real server adds (validate.warnings):
+-- kubectl prints them, and so does atom.
 local function written_resp(sim, r, code, obj)
   local resp = object_resp(sim, r, code, obj)
-  local w = validate.warnings(obj)[1]
-  if w then resp.headers["Warning"] = '299 - "' .. w:gsub('[\\"]', '\\%0') .. '"' end
+  local warnings = validate.warnings(obj)
+  if #warnings > 0 then
+    for i, w in ipairs(warnings) do warnings[i] = '299 - "' .. w:gsub('[\\"]', '\\%0') .. '"' end
+    resp.headers["Warning"] = warnings -- a list: one header line each
+  end
   return resp
 end
 
