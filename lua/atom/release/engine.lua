@@ -326,7 +326,7 @@ function Engine:hook(phase, from, to, why)
   if not rel or not rel.run_hook then return true end
   -- A hook may take long and use the client: a finished wait's watches are not left open
   -- under it.
-  if self.observer and self.observer.done and rel.hooks and (rel.hooks[phase] or {})[to] then
+  if self.observer and self.observer.done and rel:has_hook(phase, to) then
     self:drop_observer()
   end
   local ok, res, msg = pcall(rel.run_hook, rel, phase, to, self:hook_ctx(from, to, why))

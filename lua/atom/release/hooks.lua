@@ -12,6 +12,7 @@
 --         -> status, body | nil, message       (atom.http, the kube client's transport)
 --   An error names the hook, its file:line and carries the traceback; a hook stopped by
 --   a budget is reported the same way, naming the budget.
+-- hooks.find(release, phase, state_name) -> the user's hook function | nil
 -- hooks.context(ctx, release) -> the extended copy, finish (call finish() once the hook
 --   is done: it closes the hook's watches and hands back the engine's events).
 local jobs = require "atom.release.jobs"
@@ -117,9 +118,13 @@ function hooks.context(ctx, release)
   return out, finish
 end
 
-function hooks.run(release, phase, state_name, ctx)
+function hooks.find(release, phase, state_name)
   local set = release.hooks and release.hooks[phase]
-  local fn = set and set[state_name]
+  return set and set[state_name] or nil
+end
+
+function hooks.run(release, phase, state_name, ctx)
+  local fn = hooks.find(release, phase, state_name)
   if fn == nil then return true end
   local script = require "atom.release.script"
   local where = release._hook_where and release._hook_where[phase .. " " .. state_name] or script.fn_where(fn)

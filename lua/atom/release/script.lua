@@ -11,7 +11,7 @@
 -- release = { name, namespace, deadline, rollback_deadline, history_limit, fail_fast_after,
 --   objects = { { object =, source = "file:line" }, ... }, readiness, hooks = { before, after },
 --   policy, limits = { instructions, seconds, heap, hook_seconds }, script_path,
---   script_digest, dir } with methods check, run_hook and decide (below). Every call into
+--   script_digest, dir } with methods check, has_hook, run_hook and decide (below). Every call into
 --   user Lua runs through atom.host.call under limits; user functions never raise into the
 --   engine.
 local core = require "atom.core"
@@ -312,6 +312,11 @@ local function crd_conditions(objects)
   local plain = {}
   for i, e in ipairs(objects) do plain[i] = e.object end
   return require("atom.release.wait").crd_conditions(plain)
+end
+
+-- Whether the user wrote a hook for (phase, state).
+function Release:has_hook(phase, state_name)
+  return require("atom.release.hooks").find(self, phase, state_name) ~= nil
 end
 
 -- Runs the user's hook for (phase, state) if any. ctx is the engine's; hooks.lua adds
