@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "error.h"
 #include "l_loop.h"
 #include "tls_material.h"
@@ -64,6 +65,10 @@
  * this much unsent output its connection is dropped, as a real apiserver
  * drops a watcher whose event channel is full. */
 #define SIM_STREAM_BACKLOG_MAX ((size_t)16 << 20)
+/* How long a watch event may sit in our output while one long turn of the loop (a
+ * controller draining a burst of pods) keeps libevent from writing it: a client's
+ * readiness latency counts from the moment the object turned ready in the store. */
+#define SIM_STREAM_FLUSH_SECONDS 0.0005
 #define SIM_SLOT_BITS 24
 #define SIM_SLOT_MAX ((uint32_t)1 << SIM_SLOT_BITS)
 
@@ -125,6 +130,7 @@ struct sim_server {
     sim_call *live; /* delayed and streaming calls */
     struct evbuffer *scratch;
     struct event *drop; /* drops overflowed connections outside Lua's calls */
+    double flushed_at;  /* monotonic time streams were last written out by sim_flush_due */
     int stopping;
 };
 
@@ -238,6 +244,30 @@ static void sim_notify(sim_server *srv, const char *method, long long id)
         sim_log_lua_error(method, &err);
 }
 
+/* Writes the watch streams' pending output to their sockets now, at most once per
+ * SIM_STREAM_FLUSH_SECONDS: libevent writes only between turns of its loop, and a turn
+ * that runs hundreds of due timers holds every event it produced until it ends. Plain
+ * TCP only: a TLS stream's bytes must go through its bufferevent's SSL. */
+static void sim_flush_due(sim_server *srv)
+{
+    if (srv->use_tls)
+        return;
+    double now = atom_monotonic();
+    if (now - srv->flushed_at < SIM_STREAM_FLUSH_SECONDS)
+        return;
+    srv->flushed_at = now;
+    for (sim_call *c = srv->live; c; c = c->next) {
+        struct evhttp_connection *conn =
+            c->state == SIM_STREAMING && !c->overflow && c->req ? evhttp_request_get_connection(c->req) : NULL;
+        if (conn == NULL)
+            continue;
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+        struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
+        if (out && evbuffer_get_length(out) > 0)
+            (void)evbuffer_write(out, bufferevent_getfd(bev)); /* EAGAIN: libevent goes on */
+    }
+}
+
 static void sim_loop_call(void *ctx, lua_State *L, int nargs)
 {
     sim_server *srv = ctx;
@@ -245,6 +275,7 @@ static void sim_loop_call(void *ctx, lua_State *L, int nargs)
     atom_error err;
     if (lh_pcall(srv->host, nargs, 0, &err) != ATOM_OK)
         sim_log_lua_error("timer callback", &err);
+    sim_flush_due(srv);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -375,6 +406,7 @@ static int sim_loop_write(void *ctx, long long id, const char *const *data, cons
         evbuffer_add(srv->scratch, data[i], lens[i]);
     evhttp_send_reply_chunk(c->req, srv->scratch);
     evbuffer_drain(srv->scratch, evbuffer_get_length(srv->scratch));
+    sim_flush_due(srv);
     return 1;
 }
 
