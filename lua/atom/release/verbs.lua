@@ -107,7 +107,9 @@ local function drive(client, ns, name, plan, eo)
     local req = l:release_req()
     if req then e:background(req) end
   end
-  -- After the writes are queued: closing the watches sends them on their way.
+  -- Start those writes before closing the watches, so their round trip overlaps the
+  -- closing: a poll returns early while watch events are queued, without sending.
+  e.client:pump(0)
   e:drop_observer()
   e:settle()
   if not final then
