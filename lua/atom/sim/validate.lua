@@ -308,6 +308,18 @@ local function default_template(tpl)
   end
 end
 
+-- The apiserver's DaemonSet strategy counts changes of the pod template (not of the whole
+-- spec, as metadata.generation does) in this annotation; the controller labels each pod
+-- pod-template-generation with it, which tells a new pod from one being replaced.
+local TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+local function count_template_generation(obj, old)
+  local was = old and type(old.metadata.annotations) == "table"
+    and tonumber(old.metadata.annotations[TEMPLATE_GENERATION]) or 0
+  local changed = old == nil or not util.equal((old.spec or {}).template, obj.spec.template)
+  obj.metadata.annotations = type(obj.metadata.annotations) == "table" and obj.metadata.annotations or {}
+  obj.metadata.annotations[TEMPLATE_GENERATION] = tostring(changed and was + 1 or math.max(was, 1))
+end
+
 -- Defaulting on create and update. `alloc.ip()` hands out a fresh ClusterIP, `alloc.node_port()`
 -- a NodePort.
 function M.default(info, obj, old, alloc)
@@ -351,6 +363,7 @@ function M.default(info, obj, old, alloc)
       end
     end
     default_template(spec.template)
+    if k == "DaemonSet" then count_template_generation(obj, old) end
   elseif g == "batch" and type(spec) == "table" then
     if k == "Job" then
       if spec.backoffLimit == nil then spec.backoffLimit = 6 end

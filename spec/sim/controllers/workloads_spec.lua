@@ -173,6 +173,26 @@ describe("daemonset controller", function()
     assert.are.equal(4, ds.status.numberAvailable)
     for _, p in ipairs(pods(sim, "agent")) do assert.are.equal("agent:2", p.spec.containers[1].image) end
   end)
+
+  it("counts template changes in deprecated.daemonset.template.generation and labels pods with it", function()
+    local sim = fake.start(fake.new{ ready_after = 1, nodes = 2 })
+    sim.store:create("daemonsets.apps", { apiVersion = "apps/v1", kind = "DaemonSet",
+      metadata = { name = "agent", namespace = "default" },
+      spec = { selector = { matchLabels = { app = "agent" } }, template = tmpl("agent", "agent:1") } })
+    local function template_generation()
+      return get(sim, "daemonsets.apps", "agent").metadata.annotations["deprecated.daemonset.template.generation"]
+    end
+    assert.are.equal("1", template_generation())
+    -- a spec change outside the template bumps metadata.generation only
+    update(sim, "daemonsets.apps", "agent", function(o) o.spec.minReadySeconds = 1 end)
+    assert.are.same({ 2, "1" }, { get(sim, "daemonsets.apps", "agent").metadata.generation, template_generation() })
+    update(sim, "daemonsets.apps", "agent", function(o) o.spec.template.spec.containers[1].image = "agent:2" end)
+    assert.are.same({ 3, "2" }, { get(sim, "daemonsets.apps", "agent").metadata.generation, template_generation() })
+    sim.clock:advance(15)
+    for _, p in ipairs(pods(sim, "agent")) do
+      assert.are.same({ "agent:2", "2" }, { p.spec.containers[1].image, p.metadata.labels["pod-template-generation"] })
+    end
+  end)
 end)
 
 describe("job controller", function()

@@ -56,7 +56,8 @@ return function(sim)
       if not on_node[n] then
         local pod = util.pod_from_template(sim, spec.template or {}, ds, "apps/v1", "DaemonSet", {
           [HASH] = hash,
-          ["pod-template-generation"] = tostring(ds.metadata.generation or 1),
+          ["pod-template-generation"] = (ds.metadata.annotations or {})["deprecated.daemonset.template.generation"]
+            or tostring(ds.metadata.generation or 1),
         })
         pod.spec.nodeName = n
         on_node[n] = util.create_named(sim, "pods", pod, name .. "-")
