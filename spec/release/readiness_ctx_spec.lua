@@ -1,7 +1,7 @@
 -- The ctx the waiter hands to readiness checks, end to end against `atom sim`:
---   * a Deployment (or StatefulSet) whose pods cannot pull their image, or keep crashing, fails fast
---     (Error, not Deadline) once it has sat unchanged for longer than fail_fast_after,
---     long before its deadline;
+--   * a Deployment (or StatefulSet, or DaemonSet) whose pods cannot pull their image, or keep
+--     crashing, fails fast (Error, not Deadline) once it has sat unchanged for longer than
+--     fail_fast_after, long before its deadline;
 --   * before that grace period the pods are not looked at;
 --   * a custom resource whose CRD is already in the cluster (not in the release) waits for
 --     its controller when the CRD declares status.conditions, and is ready once it exists
@@ -96,6 +96,27 @@ return { name = "db", namespace = "db", deadline = 120, objects = {
 ]])
     assert.matches("StatefulSet/db/db failed: pod db%-0: container \"db\" is waiting: %a+",
       failed_fast(s, "db", run(dir, {})))
+  end)
+
+  it("fails a DaemonSet update whose new pods cannot pull their image fast, and puts the old back", function()
+    local dir = S.script([[
+local atom = require "atom"
+return { name = "agent", namespace = "agent", deadline = tonumber(atom.env("DEADLINE", "30")), objects = {
+  { apiVersion = "apps/v1", kind = "DaemonSet", metadata = { name = "agent" },
+    spec = { selector = { matchLabels = { app = "agent" } },
+      template = { metadata = { labels = { app = "agent" } },
+        spec = { containers = { { name = "agent", image = "fluentd:" .. atom.env("TAG", "v1.16") } } } } } },
+} }
+]])
+    local r1 = run(dir, {})
+    assert.are.equal(0, r1.code, r1.stderr)
+    local r2 = run(dir, { "TAG=does-not-exist", "DEADLINE=120" })
+    -- Only a pod of the new template counts: the old ones are healthy until replaced.
+    assert.matches("DaemonSet/agent/agent failed: pod agent%-[%w-]+: container \"agent\" is waiting: %a+",
+      failed_fast(s, "agent", r2, 4))
+    local ds = S.kubectl_json(s, "get daemonset agent -n agent")
+    assert.are.equal("fluentd:v1.16", ds.spec.template.spec.containers[1].image)
+    assert.are.equal("3", ds.metadata.annotations["deprecated.daemonset.template.generation"])
   end)
 
   it("fails a rollout whose pods keep crashing fast too (CrashLoopBackOff)", function()

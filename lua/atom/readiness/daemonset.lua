@@ -1,12 +1,32 @@
 -- DaemonSet (apps/v1): kstatus's rule, every count at least desiredNumberScheduled
 -- (0 desired is ready). With OnDelete, pods update only when deleted, so the updated
--- count is not awaited (as for StatefulSet).
+-- count is not awaited (as for StatefulSet). No status field shows failure: with
+-- ctx.related, a pod of the current template (label pod-template-generation, the
+-- apiserver's count in the annotation below) showing a terminal waiting reason (see
+-- pod.lua) fails it fast; otherwise the deadline does.
 local u = require "atom.readiness.util"
+local pod = require "atom.readiness.pod"
 
-return function(obj)
+local TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
+
+-- The first pod of the current template that cannot start, and why.
+local function failing_pod(obj, ctx)
+  local current = u.tbl(u.tbl(obj.metadata).annotations)[TEMPLATE_GENERATION]
+  for _, p in ipairs(u.tbl(ctx.related("Pod", u.tbl(obj.spec).selector))) do
+    local m = u.tbl(p.metadata)
+    if current == nil or u.tbl(m.labels)["pod-template-generation"] == current then
+      local state, msg = pod(p)
+      if state == "failed" then return string.format("pod %s: %s", tostring(m.name), msg) end
+    end
+  end
+end
+
+return function(obj, ctx)
   local st = u.tbl(obj.status)
   local seen, why = u.observed(obj)
   if not seen then return "progressing", why end
+  local failed = ctx and ctx.related and failing_pod(obj, ctx)
+  if failed then return "failed", failed end
   local desired = u.int(st.desiredNumberScheduled)
   local ondelete = u.tbl(u.tbl(obj.spec).updateStrategy).type == "OnDelete"
   local checks = {

@@ -43,4 +43,44 @@ describe("daemonset readiness", function()
   it("with OnDelete does not wait for pods to be updated", function()
     assert.equal("ready", (check(daemonset(status({ updatedNumberScheduled = 0 }), { type = "OnDelete" }))))
   end)
+
+  -- ctx.related as the waiter gives it to a DaemonSet stuck progressing: its pods.
+  local function pulling(name, template_generation)
+    return { metadata = { name = name, labels = { name = "fluentd-elasticsearch",
+        ["pod-template-generation"] = template_generation } },
+      spec = { restartPolicy = "Always", containers = { { name = "fluentd" } } },
+      status = { phase = "Pending", containerStatuses = { { name = "fluentd", ready = false,
+        state = { waiting = { reason = "ImagePullBackOff", message = "Back-off pulling image" } } } } } }
+  end
+  local function ctx_with(pods)
+    return { related = function(kind, sel)
+      assert.equal("Pod", kind)
+      assert.same({ matchLabels = { name = "fluentd-elasticsearch" } }, sel)
+      return pods
+    end }
+  end
+  local function at_template(ds, generation)
+    ds.metadata.annotations = { ["deprecated.daemonset.template.generation"] = generation }
+    return ds
+  end
+  local updating = status({ numberReady = 2, numberAvailable = 2, updatedNumberScheduled = 1 })
+
+  it("fails fast when a pod of the current template cannot start", function()
+    local state, msg = check(at_template(daemonset(updating), "2"), ctx_with({ pulling("fluentd-x7k2p", "2") }))
+    assert.equal("failed", state)
+    assert.matches('pod fluentd%-x7k2p: container "fluentd" is waiting: ImagePullBackOff', msg)
+  end)
+
+  it("does not fail for a pod of an older template, which the update replaces", function()
+    local state = check(at_template(daemonset(updating), "2"), ctx_with({ pulling("fluentd-q9w4m", "1") }))
+    assert.equal("progressing", state)
+  end)
+
+  it("without the template annotation, any of its pods failing fails it", function()
+    assert.equal("failed", (check(daemonset(updating), ctx_with({ pulling("fluentd-x7k2p", "1") }))))
+  end)
+
+  it("does not look at pods without ctx.related", function()
+    assert.equal("progressing", (check(at_template(daemonset(updating), "2"))))
+  end)
 end)

@@ -55,7 +55,8 @@ local FINISHES = { Job = true, Pod = true }
 -- Kinds whose check can tell "failed" from the objects it owns (ctx.related) while the
 -- object itself still just says "progressing": these are re-checked, with related, once
 -- per grace period while they stay progressing.
-local FAIL_FAST = { Deployment = { apps = true, extensions = true }, StatefulSet = { apps = true } }
+local FAIL_FAST = { Deployment = { apps = true, extensions = true }, StatefulSet = { apps = true },
+                    DaemonSet = { apps = true } }
 
 local DEFAULT_FAIL_FAST_AFTER = 5
 wait.DEFAULT_FAIL_FAST_AFTER = DEFAULT_FAIL_FAST_AFTER
