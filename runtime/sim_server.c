@@ -263,8 +263,14 @@ static void sim_flush_due(sim_server *srv)
             continue;
         struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
         struct evbuffer *out = bev ? bufferevent_get_output(bev) : NULL;
-        if (out && evbuffer_get_length(out) > 0)
-            (void)evbuffer_write(out, bufferevent_getfd(bev)); /* EAGAIN: libevent goes on */
+        if (out == NULL || evbuffer_get_length(out) == 0)
+            continue;
+        /* A bufferevent keeps the start of its output frozen so that only its own write
+         * callback drains it; that callback unfreezes around its write the same way.
+         * What the socket does not take now (EAGAIN) stays for libevent. */
+        evbuffer_unfreeze(out, 1);
+        (void)evbuffer_write(out, bufferevent_getfd(bev));
+        evbuffer_freeze(out, 1);
     }
 }
 

@@ -58,6 +58,22 @@ function M:handle(req)
     end
     loop.timer(0, more)
     return { status = 200, stream = true }
+  elseif req.path == "/long-turn" then
+    -- One timer callback that writes, then keeps the loop busy until the client shows it
+    -- has read that write (by creating the marker file named in the query) or 5 s pass:
+    -- the write must reach the client while the turn is still running.
+    local id, marker = req.stream, req.query:match("marker=([^&]+)")
+    loop.timer(0.02, function()
+      loop.write(id, "early\n")
+      local seen, started = false, loop.now()
+      repeat
+        local f = io.open(marker, "r")
+        if f then f:close(); seen = true end
+      until seen or loop.now() - started > 5
+      loop.write(id, "marker seen during the turn: " .. tostring(seen) .. "\n")
+      loop.finish(id)
+    end)
+    return { status = 200, stream = true }
   elseif req.path == "/cancel" then
     local id = req.stream
     local t1 = loop.timer(0.02, function() loop.write(id, "cancelled timer fired\n") end)

@@ -231,6 +231,25 @@ describe("atom sim server (HTTP)", function()
     assert.equal("yes", req.headers["x-check"])
   end)
 
+  it("sends a stream's chunk while a long timer callback is still running", function()
+    -- libevent writes only between turns of its loop; the server writes streams out
+    -- itself during a long turn, or a watcher hears of a change only when the turn ends.
+    local marker = os.tmpname()
+    os.remove(marker)
+    local c = raw_connect(s)
+    c:send("GET /long-turn?marker=" .. marker .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+    c:settimeout(10)
+    local lines = {}
+    repeat
+      local line = assert(c:receive("*l"))
+      lines[#lines + 1] = line
+      if line == "early" then assert(io.open(marker, "w")):close() end
+    until line:match("^marker seen")
+    c:close()
+    os.remove(marker)
+    assert.equal("marker seen during the turn: true", lines[#lines])
+  end)
+
   it("serves keep-alive and pipelined requests on one connection", function()
     local c = raw_connect(s)
     c:send("GET /echo/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /echo/2 HTTP/1.1\r\nHost: x\r\n\r\n")
