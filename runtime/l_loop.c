@@ -5,6 +5,7 @@
  *   loop.now() -> monotonic seconds        loop.wall() -> unix seconds
  *   loop.timer(delay, fn) -> handle        handle:cancel() -> was_pending
  *   loop.write(id, data, ...) -> bool      loop.finish(id) -> bool
+ *   loop.flush()    (lets the server send stream output in the middle of a long callback)
  *     (the strings are sent in order as one chunk: a watch event's JSON is written
  *      between its envelope's two halves without concatenating a copy in Lua)
  *
@@ -155,6 +156,14 @@ static int l_loop_finish(lua_State *L)
     return 1;
 }
 
+static int l_loop_flush(lua_State *L)
+{
+    atom_loop_host *host = l_loop_host(L);
+    if (host->flush)
+        host->flush(host->ctx);
+    return 0;
+}
+
 int luaopen_atom_loop(lua_State *L)
 {
     static const luaL_Reg timer_methods[] = {
@@ -170,7 +179,8 @@ int luaopen_atom_loop(lua_State *L)
     lua_pop(L, 1);
     static const luaL_Reg fns[] = {
         {"now", l_loop_now},     {"wall", l_loop_wall},     {"timer", l_loop_timer},
-        {"write", l_loop_write}, {"finish", l_loop_finish}, {NULL, NULL},
+        {"write", l_loop_write}, {"finish", l_loop_finish}, {"flush", l_loop_flush},
+        {NULL, NULL},
     };
     luaL_newlib(L, fns);
     return 1;

@@ -29,6 +29,9 @@ typedef struct atom_loop_host {
     int (*write)(void *ctx, long long id, const char *const *data, const size_t *len, int n);
     /* Ends stream id; 1 if it was open. */
     int (*finish)(void *ctx, long long id);
+    /* Sends what the streams hold now if the server thinks it is time, for Lua that works
+     * through a long queue in one callback; may be NULL (then loop.flush does nothing). */
+    void (*flush)(void *ctx);
     /* Calls the function on top of L with nargs arguments, under protection;
      * errors are logged by the host and never propagate. Pops function and args. */
     void (*call)(void *ctx, lua_State *L, int nargs);

@@ -246,8 +246,10 @@ static void sim_notify(sim_server *srv, const char *method, long long id)
 
 /* Writes the watch streams' pending output to their sockets now, at most once per
  * SIM_STREAM_FLUSH_SECONDS: libevent writes only between turns of its loop, and a turn
- * that runs hundreds of due timers holds every event it produced until it ends. Plain
- * TCP only: a TLS stream's bytes must go through its bufferevent's SSL. */
+ * that runs hundreds of due timers, or a controller working through its queue, holds
+ * every event it produced until it ends. Called after each Lua callback, each stream
+ * write and each item of a controller's queue (loop.flush). Plain TCP only: a TLS
+ * stream's bytes must go through its bufferevent's SSL. */
 static void sim_flush_due(sim_server *srv)
 {
     if (srv->use_tls)
@@ -272,6 +274,11 @@ static void sim_flush_due(sim_server *srv)
         (void)evbuffer_write(out, bufferevent_getfd(bev));
         evbuffer_freeze(out, 1);
     }
+}
+
+static void sim_loop_flush(void *ctx)
+{
+    sim_flush_due(ctx);
 }
 
 static void sim_loop_call(void *ctx, lua_State *L, int nargs)
@@ -999,6 +1006,7 @@ static int sim_start_lua(sim_server *srv, const sim_options *o, const char *url,
         .ctx = srv,
         .write = sim_loop_write,
         .finish = sim_loop_finish,
+        .flush = sim_loop_flush,
         .call = sim_loop_call,
     };
     atom_loop_attach(L, &srv->loop);

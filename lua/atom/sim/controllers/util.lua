@@ -59,6 +59,9 @@ function M.queue(sim, handler)
   local pending, order = {}, {}
   local scheduled = false
   local q = {}
+  -- Lets the server send the watch events of the items done so far: a turn over
+  -- thousands of objects would otherwise hold them all until it ends.
+  local send_streams = sim.loop and sim.loop.flush or function() end
 
   local function flush()
     scheduled = false
@@ -70,6 +73,7 @@ function M.queue(sim, handler)
       if not ok then
         log(sim, "reconcile " .. batch[i] .. " failed: " .. tostring(err))
       end
+      send_streams()
     end
   end
 
