@@ -102,6 +102,7 @@ typedef struct sim_call {
     int stream;         /* the response is a stream */
     int finish_pending; /* loop.finish came before the stream started */
     int overflow;       /* its client fell too far behind: drop the connection */
+    int written;        /* on srv->written: output added since the last write-out */
     int status;
     struct evbuffer *buf; /* early stream chunks, or a delayed body */
     struct event *timer;  /* the delay */
@@ -131,6 +132,8 @@ struct sim_server {
     struct evbuffer *scratch;
     struct event *drop; /* drops overflowed connections outside Lua's calls */
     double flushed_at;  /* monotonic time streams were last written out by sim_flush_due */
+    long long *written; /* ids of the streams written to since then (stale ids are skipped) */
+    size_t nwritten, written_cap;
     int stopping;
 };
 
@@ -244,6 +247,24 @@ static void sim_notify(sim_server *srv, const char *method, long long id)
         sim_log_lua_error(method, &err);
 }
 
+/* Remembers that stream c has output for the next write-out (not on TLS, which has none);
+ * if the list cannot grow, libevent still writes it between turns. */
+static void sim_note_written(sim_server *srv, sim_call *c)
+{
+    if (srv->use_tls || c->written)
+        return;
+    if (srv->nwritten == srv->written_cap) {
+        size_t cap = srv->written_cap ? srv->written_cap * 2 : 64;
+        long long *w = realloc(srv->written, cap * sizeof *w);
+        if (w == NULL)
+            return;
+        srv->written = w;
+        srv->written_cap = cap;
+    }
+    srv->written[srv->nwritten++] = c->id;
+    c->written = 1;
+}
+
 /* Writes the watch streams' pending output to their sockets now, at most once per
  * SIM_STREAM_FLUSH_SECONDS: libevent writes only between turns of its loop, and a turn
  * that runs hundreds of due timers, or a controller working through its queue, holds
@@ -252,13 +273,19 @@ static void sim_notify(sim_server *srv, const char *method, long long id)
  * stream's bytes must go through its bufferevent's SSL. */
 static void sim_flush_due(sim_server *srv)
 {
-    if (srv->use_tls)
+    if (srv->nwritten == 0)
         return;
     double now = atom_monotonic();
     if (now - srv->flushed_at < SIM_STREAM_FLUSH_SECONDS)
         return;
     srv->flushed_at = now;
-    for (sim_call *c = srv->live; c; c = c->next) {
+    size_t n = srv->nwritten;
+    srv->nwritten = 0;
+    for (size_t i = 0; i < n; i++) {
+        sim_call *c = sim_slot_find(srv, srv->written[i]);
+        if (c == NULL)
+            continue; /* finished since */
+        c->written = 0;
         struct evhttp_connection *conn =
             c->state == SIM_STREAMING && !c->overflow && c->req ? evhttp_request_get_connection(c->req) : NULL;
         if (conn == NULL)
@@ -419,6 +446,7 @@ static int sim_loop_write(void *ctx, long long id, const char *const *data, cons
         evbuffer_add(srv->scratch, data[i], lens[i]);
     evhttp_send_reply_chunk(c->req, srv->scratch);
     evbuffer_drain(srv->scratch, evbuffer_get_length(srv->scratch));
+    sim_note_written(srv, c);
     sim_flush_due(srv);
     return 1;
 }
@@ -1157,6 +1185,7 @@ static void sim_shutdown(sim_server *srv)
     if (srv->base)
         event_base_free(srv->base);
     free(srv->slots);
+    free(srv->written);
 }
 
 static int sim_run(const sim_options *o, atom_error *err)
