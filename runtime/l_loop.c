@@ -5,9 +5,9 @@
  *   loop.now() -> monotonic seconds        loop.wall() -> unix seconds
  *   loop.timer(delay, fn) -> handle        handle:cancel() -> was_pending
  *   loop.write(id, data, ...) -> bool      loop.finish(id) -> bool
- *   loop.flush()    (lets the server send stream output in the middle of a long callback)
  *     (the strings are sent in order as one chunk: a watch event's JSON is written
  *      between its envelope's two halves without concatenating a copy in Lua)
+ *   loop.flush()    (lets the server send stream output in the middle of a long callback)
  *
  * Without an attached loop (plain lua5.4, or any host other than the sim's),
  * now/wall work and the rest raise an error that says so.
