@@ -5,20 +5,15 @@
 -- apiserver's count in the annotation below) showing a terminal waiting reason (see
 -- pod.lua) fails it fast; otherwise the deadline does.
 local u = require "atom.readiness.util"
-local pod = require "atom.readiness.pod"
 
 local TEMPLATE_GENERATION = "deprecated.daemonset.template.generation"
 
 -- The first pod of the current template that cannot start, and why.
 local function failing_pod(obj, ctx)
   local current = u.tbl(u.tbl(obj.metadata).annotations)[TEMPLATE_GENERATION]
-  for _, p in ipairs(u.tbl(ctx.related("Pod", u.tbl(obj.spec).selector))) do
-    local m = u.tbl(p.metadata)
-    if current == nil or u.tbl(m.labels)["pod-template-generation"] == current then
-      local state, msg = pod(p)
-      if state == "failed" then return string.format("pod %s: %s", tostring(m.name), msg) end
-    end
-  end
+  return u.failing_pod(ctx.related("Pod", u.tbl(obj.spec).selector), function(p)
+    return current == nil or u.tbl(u.tbl(p.metadata).labels)["pod-template-generation"] == current
+  end)
 end
 
 return function(obj, ctx)

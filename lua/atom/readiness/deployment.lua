@@ -3,7 +3,6 @@
 -- ready. With ctx.related it also fails fast when a pod of the rollout shows a terminal
 -- waiting reason (see pod.lua), instead of waiting for the progress deadline.
 local u = require "atom.readiness.util"
-local pod = require "atom.readiness.pod"
 
 -- Pods of the newest ReplicaSet: the one whose revision annotation matches ours.
 local function rollout_pods(obj, ctx)
@@ -34,14 +33,8 @@ return function(obj, ctx)
   if prog and prog.reason == "ProgressDeadlineExceeded" then
     return "failed", "exceeded its progress deadline: " .. tostring(prog.message or "")
   end
-  if ctx and ctx.related then
-    for _, p in ipairs(rollout_pods(obj, ctx)) do
-      local state, msg = pod(p)
-      if state == "failed" then
-        return "failed", string.format("pod %s: %s", tostring(u.tbl(p.metadata).name), msg)
-      end
-    end
-  end
+  local failed = ctx and ctx.related and u.failing_pod(rollout_pods(obj, ctx))
+  if failed then return "failed", failed end
   local want = u.int(spec.replicas, 1)
   local updated, total = u.int(st.updatedReplicas), u.int(st.replicas)
   local available, ready = u.int(st.availableReplicas), u.int(st.readyReplicas)

@@ -4,21 +4,15 @@
 -- condition shows failure: with ctx.related, a pod of the update revision showing a
 -- terminal waiting reason (see pod.lua) fails it fast; otherwise the deadline does.
 local u = require "atom.readiness.util"
-local pod = require "atom.readiness.pod"
 
 return function(obj, ctx)
   local spec, st = u.tbl(obj.spec), u.tbl(obj.status)
   local seen, why = u.observed(obj)
   if not seen then return "progressing", why end
-  if ctx and ctx.related then
-    for _, p in ipairs(u.tbl(ctx.related("Pod", spec.selector))) do
-      local m = u.tbl(p.metadata)
-      if st.updateRevision == nil or u.tbl(m.labels)["controller-revision-hash"] == st.updateRevision then
-        local state, msg = pod(p)
-        if state == "failed" then return "failed", string.format("pod %s: %s", tostring(m.name), msg) end
-      end
-    end
-  end
+  local failed = ctx and ctx.related and u.failing_pod(ctx.related("Pod", spec.selector), function(p)
+    return st.updateRevision == nil or u.tbl(u.tbl(p.metadata).labels)["controller-revision-hash"] == st.updateRevision
+  end)
+  if failed then return "failed", failed end
   local want = u.int(spec.replicas, 1)
   local ready, total = u.int(st.readyReplicas), u.int(st.replicas)
   if ready < want then

@@ -59,4 +59,17 @@ function util.observed(obj)
   return true
 end
 
+-- The first of pods (only those keep(pod) accepts, when given) that cannot start, by the
+-- Pod check: "pod NAME: why", or nil. How the workload checks fail fast with ctx.related.
+function util.failing_pod(pods, keep)
+  local pod = require "atom.readiness.pod" -- here, not above: pod.lua requires this module
+  for _, p in ipairs(util.tbl(pods)) do
+    if not keep or keep(p) then
+      local state, msg = pod(p)
+      if state == "failed" then return string.format("pod %s: %s", tostring(util.tbl(p.metadata).name), msg) end
+    end
+  end
+  return nil
+end
+
 return util
