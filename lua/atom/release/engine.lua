@@ -51,13 +51,17 @@ function Engine:drive()
   return fsm.drive(self)
 end
 
--- Sends req in the background; on_error(err) when it fails.
+-- Sends req in the background; on_error(err) when it fails. It leaves at once: a queued
+-- request starts only when the client is next driven, and the next poll may return
+-- queued watch events without driving it (the run's last writes then waited for the
+-- watches to close).
 function Engine:background(req, on_error)
   self.in_flight = self.in_flight + 1
   self.client:send_async(req, function(status, body)
     self.in_flight = self.in_flight - 1
     if not status and on_error then on_error(body) end
   end)
+  self.client:pump(0)
 end
 
 function Engine:settle()

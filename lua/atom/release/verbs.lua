@@ -107,9 +107,8 @@ local function drive(client, ns, name, plan, eo)
     local req = l:release_req()
     if req then e:background(req) end
   end
-  -- Start those writes before closing the watches, so their round trip overlaps the
-  -- closing: a poll returns early while watch events are queued, without sending.
-  e.client:pump(0)
+  -- Those writes are on their way (Engine:background); their round trip overlaps the
+  -- closing of the watches.
   e:drop_observer()
   e:settle()
   if not final then
