@@ -320,6 +320,12 @@ local function count_template_generation(obj, old)
   obj.metadata.annotations[TEMPLATE_GENERATION] = tostring(changed and was + 1 or math.max(was, 1))
 end
 
+-- What the DaemonSet controller labels a new pod pod-template-generation with.
+function M.template_generation(ds)
+  return type(ds.metadata.annotations) == "table" and ds.metadata.annotations[TEMPLATE_GENERATION]
+    or tostring(ds.metadata.generation or 1)
+end
+
 -- Defaulting on create and update. `alloc.ip()` hands out a fresh ClusterIP, `alloc.node_port()`
 -- a NodePort.
 function M.default(info, obj, old, alloc)

@@ -5,6 +5,7 @@
 -- Ownership: the owner->pods index lives in this closure (util.workload).
 
 local util = require("atom.sim.controllers.util")
+local validate = require("atom.sim.validate")
 
 local RK = "daemonsets.apps"
 local HASH = "controller-revision-hash"
@@ -56,8 +57,7 @@ return function(sim)
       if not on_node[n] then
         local pod = util.pod_from_template(sim, spec.template or {}, ds, "apps/v1", "DaemonSet", {
           [HASH] = hash,
-          ["pod-template-generation"] = (ds.metadata.annotations or {})["deprecated.daemonset.template.generation"]
-            or tostring(ds.metadata.generation or 1),
+          ["pod-template-generation"] = validate.template_generation(ds),
         })
         pod.spec.nodeName = n
         on_node[n] = util.create_named(sim, "pods", pod, name .. "-")
