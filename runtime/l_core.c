@@ -115,6 +115,13 @@ static const char *const yaml_false[] = {"false", "False", "FALSE", "n", "N", "n
                                          "off", "Off", "OFF", NULL};
 static const char *const yaml_null[] = {"", "~", "null", "Null", "NULL", NULL};
 
+/* A plain scalar whose text reads as null (a tag may still make it text): as a mapping
+ * key, kubectl refuses it. */
+static int yaml_plain_null(yaml_scalar_style_t style, const yaml_char_t *value)
+{
+    return style == YAML_PLAIN_SCALAR_STYLE && is_one_of((const char *)value, yaml_null);
+}
+
 /* s without its underscores (digit separators: 1_000) into out; 0 when it does not fit,
  * which no number YAML means does. */
 static int strip_underscores(const char *s, char *out, size_t cap)
@@ -379,8 +386,7 @@ static void yaml_push_node(lua_State *L, yaml_box *b, yaml_node_t *node, int dep
                            (int)(k ? k->start_mark.line : node->start_mark.line) + 1,
                            (int)(k ? k->start_mark.column : node->start_mark.column) + 1);
             /* kubectl refuses a null key (JSON has none) rather than guess its text. */
-            if (k->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-                is_one_of((const char *)k->data.scalar.value, yaml_null) &&
+            if (yaml_plain_null(k->data.scalar.style, k->data.scalar.value) &&
                 !yaml_str_marked(b, k->start_mark.index))
                 luaL_error(L, "%s:%d:%d: a mapping key is null (%s); quote it if it is text",
                            filename, (int)k->start_mark.line + 1, (int)k->start_mark.column + 1,
@@ -477,8 +483,7 @@ static int yaml_fast_node(lua_State *L, yaml_box *b, int depth)
             /* Merge keys, and null keys (an error), are the loader path's. */
             if (ev->type != YAML_SCALAR_EVENT || ev->data.scalar.anchor ||
                 strcmp((const char *)ev->data.scalar.value, "<<") == 0 ||
-                (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !ev->data.scalar.tag &&
-                 is_one_of((const char *)ev->data.scalar.value, yaml_null)) ||
+                (!ev->data.scalar.tag && yaml_plain_null(ev->data.scalar.style, ev->data.scalar.value)) ||
                 !lua_checkstack(L, 8))
                 return 0;
             lua_pushlstring(L, (const char *)ev->data.scalar.value, ev->data.scalar.length);
